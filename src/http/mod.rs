@@ -1,0 +1,16 @@
+//! The pure HTTP/1.1 layer: parsing and decisions, no I/O.
+//!
+//! - [`request`]: request-head parsing and framing checks (RFC 9112).
+//! - [`target`]: request-target resolution, path normalization, hidden-path
+//!   policy and redirect `Location` construction.
+//! - [`range`]: `Range` header evaluation (RFC 9110 14).
+//! - [`conditional`]: precondition evaluation (RFC 9110 13).
+//! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
+//! - [`status`]: reason phrases and canned error bodies.
+
+pub mod conditional;
+pub mod date;
+pub mod range;
+pub mod request;
+pub mod status;
+pub mod target;

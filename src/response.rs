@@ -1,0 +1,302 @@
+//! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
+//!
+//! Order of decisions (as nginx's filters apply them): method -> target -> dotfiles -> cache lookup
+//! (404/403/301) -> preconditions (412/304) -> Range (206/416) -> 200.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use crate::config::ServeConfig;
+use crate::files::body::Chunk;
+use crate::files::cache::{Body, FileCache, FileEntry, Lookup};
+use crate::files::open::Root;
+use crate::http::conditional::{evaluate, if_range_allows_range, Precondition, Validators};
+use crate::http::range::{decide_range, write_content_range, ByteRange, RangeDecision};
+use crate::http::request::{Method, Request, Version};
+use crate::http::status::{error_body, reason};
+use crate::http::target::{is_hidden, resolve_target, write_redirect_location};
+
+/// Bodies up to this size are copied behind their header so the response leaves in one plain send;
+/// larger cached bodies go as a second iovec of a sendmsg, without the copy.
+const COPY_BODY_MAX: usize = 4096;
+
+/// What the response path needs from its worker.
+pub struct Ctx<'a> {
+    pub cache: &'a mut FileCache,
+    pub root: &'a Root,
+    pub cfg: &'a ServeConfig,
+    /// Current IMF-fixdate, refreshed once per second by the worker.
+    pub date: &'a [u8],
+    pub now_ms: u64,
+    /// The worker is stopping: every response says `Connection: close`.
+    pub draining: bool,
+    /// Multipart boundary, fixed per worker.
+    pub boundary: &'a str,
+}
+
+/// Whether the connection stays open after this response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    KeepAlive,
+    Close,
+}
+
+/// Answers one parsed request by appending its chunks to `out`.
+pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Disposition {
+    let keep = req.keep_alive && !ctx.draining;
+    let head_only = req.method == Method::Head;
+    if req.method == Method::Other {
+        // The body of a request we do not read would be parsed as the next request: close.
+        let keep = keep && !req.has_body;
+        return error(405, b"Allow: GET, HEAD\r\n", keep, req.version, false, ctx, out);
+    }
+    let Ok(target) = resolve_target(req.target) else {
+        return error(400, b"", false, req.version, head_only, ctx, out);
+    };
+    if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
+        return error(404, b"", keep, req.version, head_only, ctx, out);
+    }
+    match ctx.cache.lookup(ctx.root, &target.path, ctx.now_ms) {
+        Lookup::Status(code) => error(code, b"", keep, req.version, head_only, ctx, out),
+        Lookup::Directory => {
+            let mut loc = Vec::with_capacity(target.path.len() + 32);
+            loc.extend_from_slice(b"Location: ");
+            write_redirect_location(&target.path, target.query.as_deref(), &mut loc);
+            loc.extend_from_slice(b"\r\n");
+            error(301, &loc, keep, req.version, head_only, ctx, out)
+        }
+        Lookup::File(f) => file(req, &f, keep, head_only, ctx, out),
+    }
+}
+
+fn file(
+    req: &Request,
+    f: &Rc<FileEntry>,
+    keep: bool,
+    head_only: bool,
+    ctx: &mut Ctx,
+    out: &mut VecDeque<Chunk>,
+) -> Disposition {
+    let v = Validators { etag: &f.etag, last_modified: f.mtime };
+    match evaluate(req.if_match, req.if_unmodified_since, req.if_none_match, req.if_modified_since, &v) {
+        Precondition::Failed => return error(412, b"", keep, req.version, head_only, ctx, out),
+        Precondition::NotModified => {
+            let mut h = status_line(304, ctx);
+            h.extend_from_slice(&f.validators);
+            finish_head(&mut h, keep, req.version);
+            out.push_back(Chunk::Owned { buf: h, pos: 0 });
+            return disposition(keep);
+        }
+        Precondition::Proceed => {}
+    }
+    let ranges = match req.range {
+        Some(r) if req.if_range.map_or(true, |ir| if_range_allows_range(ir, &v)) => decide_range(r, f.size),
+        _ => RangeDecision::Full,
+    };
+    match ranges {
+        RangeDecision::Full => {
+            let mut h = status_line(200, ctx);
+            entity_headers(&mut h, f, f.size);
+            finish_head(&mut h, keep, req.version);
+            push_with_body(out, h, f, 0, f.size, head_only);
+        }
+        RangeDecision::Single(r) => {
+            let mut h = status_line(206, ctx);
+            entity_headers(&mut h, f, r.len());
+            h.extend_from_slice(b"Content-Range: ");
+            write_content_range(r, f.size, &mut h);
+            h.extend_from_slice(b"\r\n");
+            finish_head(&mut h, keep, req.version);
+            push_with_body(out, h, f, r.start, r.end + 1, head_only);
+        }
+        RangeDecision::Multi(rs) => multipart(&rs, f, keep, req.version, head_only, ctx, out),
+        RangeDecision::Unsatisfiable => {
+            let mut extra = b"Content-Range: bytes */".to_vec();
+            push_u64(&mut extra, f.size);
+            extra.extend_from_slice(b"\r\n");
+            return error(416, &extra, keep, req.version, head_only, ctx, out);
+        }
+    }
+    disposition(keep)
+}
+
+fn multipart(
+    rs: &[ByteRange],
+    f: &Rc<FileEntry>,
+    keep: bool,
+    version: Version,
+    head_only: bool,
+    ctx: &mut Ctx,
+    out: &mut VecDeque<Chunk>,
+) {
+    // Each part: CRLF "--" boundary CRLF, its headers, CRLF, the bytes; then CRLF "--" boundary "--" CRLF.
+    let mut part_heads = Vec::with_capacity(rs.len());
+    let mut total = 0u64;
+    for r in rs {
+        let mut p = Vec::with_capacity(96);
+        p.extend_from_slice(b"\r\n--");
+        p.extend_from_slice(ctx.boundary.as_bytes());
+        p.extend_from_slice(b"\r\nContent-Type: ");
+        p.extend_from_slice(f.content_type.as_bytes());
+        p.extend_from_slice(b"\r\nContent-Range: ");
+        write_content_range(*r, f.size, &mut p);
+        p.extend_from_slice(b"\r\n\r\n");
+        total += p.len() as u64 + r.len();
+        part_heads.push(p);
+    }
+    let mut tail = b"\r\n--".to_vec();
+    tail.extend_from_slice(ctx.boundary.as_bytes());
+    tail.extend_from_slice(b"--\r\n");
+    total += tail.len() as u64;
+
+    let mut h = status_line(206, ctx);
+    h.extend_from_slice(b"Content-Type: multipart/byteranges; boundary=");
+    h.extend_from_slice(ctx.boundary.as_bytes());
+    h.extend_from_slice(b"\r\nContent-Length: ");
+    push_u64(&mut h, total);
+    h.extend_from_slice(b"\r\n");
+    h.extend_from_slice(&f.validators);
+    finish_head(&mut h, keep, version);
+    if head_only {
+        out.push_back(Chunk::Owned { buf: h, pos: 0 });
+        return;
+    }
+    out.push_back(Chunk::Owned { buf: h, pos: 0 });
+    for (r, p) in rs.iter().zip(part_heads) {
+        push_with_body(out, p, f, r.start, r.end + 1, false);
+    }
+    out.push_back(Chunk::Owned { buf: tail, pos: 0 });
+}
+
+/// Queues `head` followed by bytes `start..end` of the file.
+fn push_with_body(out: &mut VecDeque<Chunk>, mut head: Vec<u8>, f: &FileEntry, start: u64, end: u64, head_only: bool) {
+    if head_only || start >= end {
+        out.push_back(Chunk::Owned { buf: head, pos: 0 });
+        return;
+    }
+    match &f.body {
+        Body::Memory(bytes) => {
+            let (s, e) = (start as usize, (end as usize).min(bytes.len()));
+            if e - s <= COPY_BODY_MAX {
+                head.extend_from_slice(&bytes[s..e]);
+                out.push_back(Chunk::Owned { buf: head, pos: 0 });
+            } else {
+                out.push_back(Chunk::Owned { buf: head, pos: 0 });
+                out.push_back(Chunk::Shared { buf: bytes.clone(), pos: s, end: e });
+            }
+        }
+        Body::Fd(fd) => {
+            out.push_back(Chunk::Owned { buf: head, pos: 0 });
+            out.push_back(Chunk::File { fd: fd.clone(), offset: start, end });
+        }
+    }
+}
+
+/// An error or redirect: status, a short HTML page, any extra header lines.
+pub fn error(
+    code: u16,
+    extra: &[u8],
+    keep: bool,
+    version: Version,
+    head_only: bool,
+    ctx: &Ctx,
+    out: &mut VecDeque<Chunk>,
+) -> Disposition {
+    write_error(code, extra, keep, version, head_only, ctx.date, out);
+    disposition(keep)
+}
+
+/// The same as `error`, for heads that never parsed (so no Ctx/version is known yet).
+pub fn write_error(
+    code: u16,
+    extra: &[u8],
+    keep: bool,
+    version: Version,
+    head_only: bool,
+    date: &[u8],
+    out: &mut VecDeque<Chunk>,
+) {
+    let body = error_body(code);
+    let mut h = Vec::with_capacity(256 + body.len());
+    status_line_into(&mut h, code, date);
+    h.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\nContent-Length: ");
+    push_u64(&mut h, body.len() as u64);
+    h.extend_from_slice(b"\r\n");
+    h.extend_from_slice(extra);
+    finish_head(&mut h, keep, version);
+    if !head_only {
+        h.extend_from_slice(body);
+    }
+    out.push_back(Chunk::Owned { buf: h, pos: 0 });
+}
+
+fn status_line(code: u16, ctx: &Ctx) -> Vec<u8> {
+    let mut h = Vec::with_capacity(384);
+    status_line_into(&mut h, code, ctx.date);
+    h
+}
+
+fn status_line_into(h: &mut Vec<u8>, code: u16, date: &[u8]) {
+    h.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(h, code as u64);
+    h.push(b' ');
+    h.extend_from_slice(reason(code).as_bytes());
+    h.extend_from_slice(b"\r\nServer: ringstatic\r\nDate: ");
+    h.extend_from_slice(date);
+    h.extend_from_slice(b"\r\n");
+}
+
+fn entity_headers(h: &mut Vec<u8>, f: &FileEntry, len: u64) {
+    h.extend_from_slice(b"Content-Type: ");
+    h.extend_from_slice(f.content_type.as_bytes());
+    h.extend_from_slice(b"\r\nContent-Length: ");
+    push_u64(h, len);
+    h.extend_from_slice(b"\r\n");
+    h.extend_from_slice(&f.validators);
+}
+
+fn finish_head(h: &mut Vec<u8>, keep: bool, version: Version) {
+    if !keep {
+        h.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        h.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    h.extend_from_slice(b"\r\n");
+}
+
+fn disposition(keep: bool) -> Disposition {
+    if keep {
+        Disposition::KeepAlive
+    } else {
+        Disposition::Close
+    }
+}
+
+/// Decimal digits without going through `fmt`.
+pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal() {
+        for v in [0u64, 7, 10, 1234567890, u64::MAX] {
+            let mut o = Vec::new();
+            push_u64(&mut o, v);
+            assert_eq!(o, v.to_string().into_bytes());
+        }
+    }
+}

@@ -1,0 +1,844 @@
+//! One worker: a single thread pinned to its CPU, one io_uring, one file cache, its own listening
+//! sockets. Nothing here is shared with another worker, so nothing is locked.
+//!
+//! The loop: submit what is queued and wait for at least one completion (one system call), copy the
+//! completions out, then dispatch them one by one (a handler never runs while the completion queue
+//! is being iterated), then re-arm what needs re-arming. Every operation in flight is owned by a
+//! connection (its fd, its buffers, its iovecs) or by the worker (listeners, timer, signalfd); a
+//! connection is freed only after its last completion has arrived.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use io_uring::{cqueue, opcode, types, IoUring};
+
+use crate::config::{Cli, ServeConfig};
+use crate::conn::{consume, Conn, Phase, MAX_IOV};
+use crate::files::body::{sendfile, Chunk, SendfileOutcome};
+use crate::files::cache::FileCache;
+use crate::files::open::Root;
+use crate::http::date::{format_http_date, HTTP_DATE_LEN};
+use crate::http::request::{parse_head, Parsed, Version};
+use crate::response::{respond, write_error, Ctx, Disposition};
+use crate::ring::bufring::BufRing;
+use crate::ring::key::{Key, Op};
+use crate::ring::{self, push};
+
+/// Exit status of a worker that could not set itself up: the master stops instead of restarting.
+pub const EXIT_SETUP_FAILED: i32 = 78;
+
+const RING_ENTRIES: u32 = 1024;
+const BUF_GROUP: u16 = 1;
+/// 512 buffers of 4 KiB: a request head fits in one; buffers go back to the kernel as soon as
+/// their completion is handled, so this bounds only one loop iteration's worth of reads.
+const BUF_COUNT: u16 = 512;
+const BUF_SIZE: usize = 4096;
+/// Responses queued on one connection before we stop parsing its pipelined requests.
+const MAX_QUEUED_CHUNKS: usize = 32;
+/// Unanswered request bytes buffered before we stop receiving from that connection.
+const MAX_INBUF: usize = 64 * 1024;
+/// How long a closing connection waits for the client's FIN after ours.
+const LINGER_MS: u64 = 5_000;
+/// How much one connection may sendfile before letting the others run.
+const SENDFILE_BUDGET: u64 = 4 << 20;
+const TICK_MS: u64 = 250;
+const ACCEPT_BACKOFF_MS: u64 = 500;
+
+struct Listener {
+    fd: RawFd,
+    armed: bool,
+    closed: bool,
+}
+
+struct Clock {
+    now_ms: u64,
+    date_secs: i64,
+    date: [u8; HTTP_DATE_LEN],
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let mut c = Clock { now_ms: 0, date_secs: -1, date: [b' '; HTTP_DATE_LEN] };
+        c.update();
+        c
+    }
+
+    fn update(&mut self) {
+        self.now_ms = clock_ms(libc::CLOCK_MONOTONIC_COARSE);
+        let secs = (clock_ms(libc::CLOCK_REALTIME_COARSE) / 1000) as i64;
+        if secs != self.date_secs {
+            self.date_secs = secs;
+            self.date = format_http_date(secs);
+        }
+    }
+}
+
+fn clock_ms(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-parameter; these clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+pub struct Worker {
+    ring: IoUring,
+    bufs: BufRing,
+    listeners: Vec<Listener>,
+    conns: Vec<Option<Box<Conn>>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    live: usize,
+    cache: FileCache,
+    root: Root,
+    cfg: ServeConfig,
+    clock: Clock,
+    boundary: String,
+    /// Lives in a Box so its address stays fixed while the Timeout that reads it is in flight.
+    tick_ts: Box<types::Timespec>,
+    sigfd: RawFd,
+    draining: bool,
+    drain_deadline_ms: u64,
+    exit_now: bool,
+    accept_resume_ms: u64,
+    /// Connections whose multishot recv ended for lack of buffers: re-armed after this round of
+    /// completions has returned its buffers.
+    rearm: Vec<(u32, u32)>,
+    cqes: Vec<(u64, i32, u32)>,
+}
+
+/// Entry point of a worker process. Returns the exit status.
+pub fn run(cli: &Cli) -> i32 {
+    let spec = cli.worker.clone().expect("worker spec");
+    let cfg = ServeConfig::from(cli);
+    if let Some(cpu) = spec.cpu {
+        if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            eprintln!("ringstatic: worker {}: could not pin to CPU {cpu}; running unpinned", spec.index);
+        }
+    }
+    let root = match Root::open(&cli.root()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ringstatic: worker {}: cannot open root {}: {e}", spec.index, cli.root().display());
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    let sigfd = match block_signals() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("ringstatic: worker {}: signalfd: {e}", spec.index);
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    let ring = match ring::build(RING_ENTRIES) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ringstatic: worker {}: {}", spec.index, ring::unavailable_reason(&e));
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    if let Err(why) = ring::probe(&ring) {
+        eprintln!("ringstatic: worker {}: {why}", spec.index);
+        return EXIT_SETUP_FAILED;
+    }
+    let bufs = match BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_SIZE) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("ringstatic: worker {}: cannot register the receive buffer ring: {e}", spec.index);
+            return EXIT_SETUP_FAILED;
+        }
+    };
+    let listeners = spec.fds.iter().map(|&fd| Listener { fd, armed: false, closed: false }).collect();
+    let cache = FileCache::new(
+        cfg.cache_entries as usize,
+        cfg.cache_bytes,
+        cfg.cache_valid_ms,
+        cfg.cache_control.as_deref(),
+    );
+    let clock = Clock::new();
+    let boundary = format!("{:016x}{:04x}", clock.now_ms ^ (std::process::id() as u64) << 32, spec.index);
+    let mut w = Worker {
+        ring,
+        bufs,
+        listeners,
+        conns: Vec::new(),
+        gens: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        cache,
+        root,
+        cfg,
+        clock,
+        boundary,
+        tick_ts: Box::new(types::Timespec::new().nsec((TICK_MS * 1_000_000) as u32)),
+        sigfd,
+        draining: false,
+        drain_deadline_ms: 0,
+        exit_now: false,
+        accept_resume_ms: 0,
+        rearm: Vec::new(),
+        cqes: Vec::with_capacity(1024),
+    };
+    w.event_loop()
+}
+
+/// Blocks the signals the worker handles and returns a signalfd that reports them.
+fn block_signals() -> io::Result<RawFd> {
+    // SAFETY: plain sigset manipulation on a local set, then masks for this (only) thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+impl Worker {
+    fn event_loop(&mut self) -> i32 {
+        for i in 0..self.listeners.len() {
+            self.arm_accept(i);
+        }
+        self.arm_tick();
+        self.arm_signal();
+        loop {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)) => {}
+                Err(e) => {
+                    eprintln!("ringstatic: worker: io_uring_enter failed: {e}");
+                    return 1;
+                }
+            }
+            self.clock.update();
+            let mut cqes = std::mem::take(&mut self.cqes);
+            cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            for &(ud, res, flags) in &cqes {
+                self.dispatch(ud, res, flags);
+            }
+            cqes.clear();
+            self.cqes = cqes;
+            for (slot, gen) in std::mem::take(&mut self.rearm) {
+                if let Some(c) = self.conn_mut(slot, gen) {
+                    if !c.recv_armed && c.phase != Phase::Closing && !c.peer_eof && !c.recv_paused {
+                        self.arm_recv(slot);
+                    }
+                }
+            }
+            if self.exit_now || (self.draining && self.live == 0) {
+                return 0;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ud: u64, res: i32, flags: u32) {
+        let Some(key) = Key::decode(ud) else { return };
+        match key.op {
+            Op::Accept => self.on_accept(key.slot as usize, res, flags),
+            Op::Recv => self.on_recv(key, res, flags),
+            Op::Send => self.on_send(key, res),
+            Op::Writable => self.on_writable(key, res),
+            Op::Tick => self.on_tick(),
+            Op::Signal => self.on_signal(),
+            Op::Cancel => {}
+        }
+    }
+
+    // ----- slots -------------------------------------------------------------------------------
+
+    fn conn_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Conn> {
+        match self.conns.get_mut(slot as usize) {
+            Some(Some(c)) if Key::new(Op::Recv, slot, gen).is_current(c.gen) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn add_conn(&mut self, fd: RawFd) {
+        let one: libc::c_int = 1;
+        // SAFETY: fd is the socket accept just returned; the option value is a valid c_int.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
+        };
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.gens.push(0);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        let gen = self.gens[slot as usize];
+        let deadline = self.clock.now_ms + self.cfg.header_timeout_ms;
+        self.conns[slot as usize] = Some(Box::new(Conn::new(fd, gen, deadline)));
+        self.live += 1;
+        self.arm_recv(slot);
+        if self.live >= self.cfg.max_connections as usize {
+            self.pause_accepting();
+        }
+    }
+
+    /// Closes the fd and frees the slot once no operation refers to the connection any more.
+    fn try_free(&mut self, slot: u32) {
+        let done = match &self.conns[slot as usize] {
+            Some(c) => c.phase == Phase::Closing && !c.ops_in_flight(),
+            None => false,
+        };
+        if !done {
+            return;
+        }
+        let c = self.conns[slot as usize].take().expect("checked above");
+        // SAFETY: no ring operation refers to this fd any more (checked above), and we own it.
+        unsafe { libc::close(c.fd) };
+        self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
+        self.free.push(slot);
+        self.live -= 1;
+        self.resume_accepting();
+    }
+
+    // ----- accept ------------------------------------------------------------------------------
+
+    fn should_accept(&self) -> bool {
+        !self.draining && self.live < self.cfg.max_connections as usize && self.clock.now_ms >= self.accept_resume_ms
+    }
+
+    fn arm_accept(&mut self, i: usize) {
+        let l = &mut self.listeners[i];
+        if l.armed || l.closed {
+            return;
+        }
+        l.armed = true;
+        let sqe = opcode::AcceptMulti::new(types::Fd(l.fd))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(Key::new(Op::Accept, i as u32, 0).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    fn pause_accepting(&mut self) {
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                self.cancel(Key::new(Op::Accept, i as u32, 0));
+            }
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        if self.should_accept() {
+            for i in 0..self.listeners.len() {
+                self.arm_accept(i);
+            }
+        }
+    }
+
+    fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
+        if i >= self.listeners.len() {
+            return;
+        }
+        if !cqueue::more(flags) {
+            self.listeners[i].armed = false;
+        }
+        if res >= 0 {
+            if self.draining {
+                // SAFETY: a socket we were just given and nobody else knows about.
+                unsafe { libc::close(res) };
+            } else {
+                self.add_conn(res);
+            }
+        } else {
+            match -res {
+                libc::ECANCELED | libc::EINTR | libc::EAGAIN | libc::ECONNABORTED => {}
+                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                    // Out of descriptors or memory: stop accepting for a while instead of spinning;
+                    // connections wait in the listen queue meanwhile.
+                    eprintln!(
+                        "ringstatic: accept: {}; pausing accepts for {ACCEPT_BACKOFF_MS} ms",
+                        io::Error::from_raw_os_error(-res)
+                    );
+                    self.accept_resume_ms = self.clock.now_ms + ACCEPT_BACKOFF_MS;
+                    self.pause_accepting();
+                }
+                e => eprintln!("ringstatic: accept: {}", io::Error::from_raw_os_error(e)),
+            }
+        }
+        let l = &self.listeners[i];
+        if !l.armed && self.draining && !l.closed {
+            self.close_listener(i);
+        } else if !l.armed && self.should_accept() {
+            self.arm_accept(i);
+        }
+    }
+
+    fn close_listener(&mut self, i: usize) {
+        let l = &mut self.listeners[i];
+        if !l.closed && !l.armed {
+            l.closed = true;
+            // SAFETY: no accept is in flight on it (armed is false) and the worker owns its copy.
+            unsafe { libc::close(l.fd) };
+        }
+    }
+
+    // ----- receive -----------------------------------------------------------------------------
+
+    fn arm_recv(&mut self, slot: u32) {
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        if c.recv_armed {
+            return;
+        }
+        c.recv_armed = true;
+        let sqe = opcode::RecvMulti::new(types::Fd(c.fd), BUF_GROUP)
+            .build()
+            .user_data(Key::new(Op::Recv, slot, c.gen).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    fn on_recv(&mut self, key: Key, res: i32, flags: u32) {
+        let bid = cqueue::buffer_select(flags);
+        let slot = key.slot;
+        let Worker { conns, bufs, cache, root, cfg, clock, draining, boundary, .. } = self;
+        let conn = match conns.get_mut(slot as usize) {
+            Some(Some(c)) if key.is_current(c.gen) => c,
+            _ => {
+                // Cannot happen (a slot is freed only after its last completion), but a buffer
+                // must never be lost.
+                if let Some(b) = bid {
+                    bufs.give_back(b);
+                }
+                return;
+            }
+        };
+        if !cqueue::more(flags) {
+            conn.recv_armed = false;
+        }
+        if res > 0 {
+            if let Some(b) = bid {
+                if conn.phase == Phase::Open && !conn.close_after_write {
+                    let mut ctx = Ctx {
+                        cache,
+                        root,
+                        cfg,
+                        date: &clock.date,
+                        now_ms: clock.now_ms,
+                        draining: *draining,
+                        boundary,
+                    };
+                    feed(conn, bufs.data(b, res as usize), &mut ctx);
+                }
+                bufs.give_back(b);
+            }
+            if !conn.recv_armed && conn.phase != Phase::Closing && !conn.recv_paused {
+                self.rearm.push((slot, key.gen));
+            }
+        } else if res == 0 {
+            conn.peer_eof = true;
+        } else {
+            match -res {
+                libc::ENOBUFS => self.rearm.push((slot, key.gen)),
+                libc::ECANCELED | libc::EINTR | libc::EAGAIN => {
+                    if !conn.recv_armed && conn.phase != Phase::Closing && !conn.recv_paused {
+                        self.rearm.push((slot, key.gen));
+                    }
+                }
+                _ => {
+                    // ECONNRESET and friends: the client is gone.
+                    self.begin_close(slot);
+                }
+            }
+        }
+        self.progress(slot);
+    }
+
+    // ----- the connection's state machine ------------------------------------------------------
+
+    /// Moves a connection forward after any event: send what is queued, answer requests held
+    /// back, re-arm reading, or finish closing.
+    fn progress(&mut self, slot: u32) {
+        loop {
+            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+            match c.phase {
+                Phase::Closing => return self.try_free(slot),
+                Phase::Lingering => {
+                    if c.peer_eof {
+                        self.begin_close(slot);
+                        continue;
+                    }
+                    return;
+                }
+                Phase::Open => {}
+            }
+            if c.send_inflight || c.poll_inflight {
+                return;
+            }
+            if !c.out.is_empty() {
+                self.flush(slot);
+                return;
+            }
+            // Output drained.
+            if c.close_after_write {
+                return self.start_linger(slot);
+            }
+            if !c.inbuf.is_empty() && held_back_requests(c) {
+                let Worker { conns, cache, root, cfg, clock, draining, boundary, .. } = &mut *self;
+                let c = conns[slot as usize].as_deref_mut().expect("present");
+                let mut ctx =
+                    Ctx { cache, root, cfg, date: &clock.date, now_ms: clock.now_ms, draining: *draining, boundary };
+                feed(c, &[], &mut ctx);
+                if !c.out.is_empty() || c.close_after_write {
+                    continue;
+                }
+            }
+            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+            if c.peer_eof {
+                // Nothing more will come, and everything asked for is answered.
+                return self.begin_close(slot);
+            }
+            if self.draining && c.is_idle() {
+                return self.begin_close(slot);
+            }
+            if c.recv_paused && c.inbuf.len() < MAX_INBUF / 2 {
+                c.recv_paused = false;
+            }
+            c.deadline_ms = if c.inbuf.is_empty() {
+                c.head_started = false;
+                self.clock.now_ms + self.cfg.keepalive_timeout_ms
+            } else if !c.head_started {
+                c.head_started = true;
+                self.clock.now_ms + self.cfg.header_timeout_ms
+            } else {
+                c.deadline_ms
+            };
+            if !c.recv_armed && !c.recv_paused {
+                self.arm_recv(slot);
+            }
+            return;
+        }
+    }
+
+    /// Sends queued output: memory through the ring, file ranges with sendfile(2).
+    fn flush(&mut self, slot: u32) {
+        let now = self.clock.now_ms;
+        let send_timeout = self.cfg.send_timeout_ms;
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let mut budget = SENDFILE_BUDGET;
+        c.deadline_ms = now + send_timeout;
+        loop {
+            let Some(front) = c.out.front() else {
+                return self.progress(slot);
+            };
+            if let Chunk::File { fd, offset, end } = front {
+                match sendfile(c.fd, fd, *offset, end - offset) {
+                    SendfileOutcome::Sent(n) => {
+                        consume(&mut c.out, n);
+                        budget = budget.saturating_sub(n);
+                        if budget == 0 {
+                            // Let other connections run; POLLOUT completes at once if still writable.
+                            return self.wait_writable(slot);
+                        }
+                        continue;
+                    }
+                    SendfileOutcome::WouldBlock => return self.wait_writable(slot),
+                    SendfileOutcome::FileShrank => {
+                        // Content-Length is already promised: the only honest end is to close.
+                        return self.begin_close(slot);
+                    }
+                    SendfileOutcome::Failed(_) => return self.begin_close(slot),
+                }
+            }
+            // Gather consecutive memory chunks.
+            let mut n = 0;
+            let mut file_follows = false;
+            for ch in c.out.iter() {
+                match ch.remaining_mem() {
+                    Some(m) if n < MAX_IOV => {
+                        c.iov[n] = libc::iovec { iov_base: m.as_ptr() as *mut libc::c_void, iov_len: m.len() };
+                        n += 1;
+                    }
+                    Some(_) => break,
+                    None => {
+                        file_follows = true;
+                        break;
+                    }
+                }
+            }
+            if file_follows {
+                // Header before a large body: send it now from this thread, corked with MSG_MORE,
+                // so it leaves with the file's first bytes and costs no ring round trip.
+                c.msg.msg_iov = c.iov.as_mut_ptr();
+                c.msg.msg_iovlen = n;
+                // SAFETY: iovecs point into chunks owned by `c.out`, alive for this synchronous call.
+                let r = unsafe { libc::sendmsg(c.fd, &c.msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | libc::MSG_MORE) };
+                if r >= 0 {
+                    consume(&mut c.out, r as u64);
+                    continue;
+                }
+                let e = io::Error::last_os_error();
+                return match e.raw_os_error() {
+                    Some(libc::EAGAIN) | Some(libc::EINTR) => self.wait_writable(slot),
+                    _ => self.begin_close(slot),
+                };
+            }
+            let key = Key::new(Op::Send, slot, c.gen).encode();
+            let sqe = if n == 1 {
+                opcode::Send::new(types::Fd(c.fd), c.iov[0].iov_base as *const u8, c.iov[0].iov_len as u32)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+            } else {
+                c.msg.msg_iov = c.iov.as_mut_ptr();
+                c.msg.msg_iovlen = n;
+                opcode::SendMsg::new(types::Fd(c.fd), &c.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+            };
+            c.send_inflight = true;
+            // The chunks, iovecs and msghdr stay untouched in the boxed Conn until on_send.
+            push(&mut self.ring, &sqe.user_data(key));
+            return;
+        }
+    }
+
+    fn wait_writable(&mut self, slot: u32) {
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        c.poll_inflight = true;
+        let sqe = opcode::PollAdd::new(types::Fd(c.fd), libc::POLLOUT as u32)
+            .build()
+            .user_data(Key::new(Op::Writable, slot, c.gen).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    fn on_send(&mut self, key: Key, res: i32) {
+        let now = self.clock.now_ms;
+        let send_timeout = self.cfg.send_timeout_ms;
+        let Some(c) = self.conn_mut(key.slot, key.gen) else { return };
+        c.send_inflight = false;
+        if c.phase == Phase::Closing {
+            return self.try_free(key.slot);
+        }
+        if res > 0 {
+            consume(&mut c.out, res as u64);
+            c.deadline_ms = now + send_timeout;
+            self.progress(key.slot);
+        } else if res == -libc::EAGAIN || res == -libc::EINTR {
+            self.wait_writable(key.slot);
+        } else {
+            // EPIPE, ECONNRESET, ECANCELED, or a zero-byte send: the client is gone.
+            self.begin_close(key.slot);
+        }
+    }
+
+    fn on_writable(&mut self, key: Key, res: i32) {
+        let Some(c) = self.conn_mut(key.slot, key.gen) else { return };
+        c.poll_inflight = false;
+        if c.phase == Phase::Closing {
+            return self.try_free(key.slot);
+        }
+        if res < 0 && res != -libc::EINTR {
+            return self.begin_close(key.slot);
+        }
+        self.progress(key.slot);
+    }
+
+    /// After the last response: shut down our side and wait briefly for the client's FIN.
+    fn start_linger(&mut self, slot: u32) {
+        let now = self.clock.now_ms;
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        if c.peer_eof {
+            return self.begin_close(slot);
+        }
+        c.phase = Phase::Lingering;
+        c.inbuf = Vec::new();
+        c.deadline_ms = now + LINGER_MS;
+        c.recv_paused = false;
+        // SAFETY: shutting down a socket we own; no effect on memory.
+        unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
+        if !c.recv_armed {
+            self.arm_recv(slot);
+        }
+    }
+
+    /// Ends a connection now: shut the socket down both ways (which completes a pending recv
+    /// with 0, a poll with POLLHUP and fails a send), cancel what may still wait, and free the
+    /// slot when the last completion is in.
+    fn begin_close(&mut self, slot: u32) {
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        if c.phase == Phase::Closing {
+            return;
+        }
+        c.phase = Phase::Closing;
+        c.inbuf = Vec::new();
+        // SAFETY: shutting down a socket we own; no effect on memory.
+        unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
+        let (recv, poll, gen) = (c.recv_armed, c.poll_inflight, c.gen);
+        if recv {
+            self.cancel(Key::new(Op::Recv, slot, gen));
+        }
+        if poll {
+            self.cancel(Key::new(Op::Writable, slot, gen));
+        }
+        self.try_free(slot);
+    }
+
+    fn cancel(&mut self, target: Key) {
+        let sqe = opcode::AsyncCancel::new(target.encode())
+            .build()
+            .user_data(Key::new(Op::Cancel, target.slot, 0).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    // ----- timer and signals -------------------------------------------------------------------
+
+    fn arm_tick(&mut self) {
+        let sqe = opcode::Timeout::new(&*self.tick_ts as *const types::Timespec)
+            .build()
+            .user_data(Key::new(Op::Tick, 0, 0).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.clock.now_ms;
+        let expired: Vec<u32> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Some(c) if c.phase != Phase::Closing && now >= c.deadline_ms => Some(i as u32),
+                _ => None,
+            })
+            .collect();
+        for slot in expired {
+            self.begin_close(slot);
+        }
+        if self.draining && now >= self.drain_deadline_ms {
+            self.exit_now = true;
+        }
+        if self.should_accept() {
+            self.resume_accepting();
+        }
+        self.arm_tick();
+    }
+
+    fn arm_signal(&mut self) {
+        let sqe = opcode::PollAdd::new(types::Fd(self.sigfd), libc::POLLIN as u32)
+            .build()
+            .user_data(Key::new(Op::Signal, 0, 0).encode());
+        push(&mut self.ring, &sqe);
+    }
+
+    fn on_signal(&mut self) {
+        loop {
+            // SAFETY: signalfd_siginfo is plain data; we read at most its size into it.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            let n = unsafe {
+                libc::read(
+                    self.sigfd,
+                    &mut info as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+                break;
+            }
+            match info.ssi_signo as i32 {
+                libc::SIGTERM | libc::SIGQUIT => self.start_drain(),
+                libc::SIGINT => self.exit_now = true,
+                _ => {} // SIGHUP, SIGUSR1, SIGUSR2 are the master's business.
+            }
+        }
+        self.arm_signal();
+    }
+
+    /// Graceful stop: no new connections, idle ones closed now, responses in flight finished
+    /// (each then closes), all within --shutdown-timeout.
+    fn start_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.drain_deadline_ms = self.clock.now_ms + self.cfg.shutdown_timeout_ms;
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                self.cancel(Key::new(Op::Accept, i as u32, 0));
+            } else {
+                self.close_listener(i);
+            }
+        }
+        for slot in 0..self.conns.len() as u32 {
+            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { continue };
+            if c.phase != Phase::Open {
+                continue;
+            }
+            if c.is_idle() {
+                self.begin_close(slot);
+            } else if !c.out.is_empty() || c.send_inflight || c.poll_inflight {
+                c.close_after_write = true;
+            }
+            // A connection with only a partial head keeps its head timeout; its response will
+            // say Connection: close.
+        }
+    }
+}
+
+/// Whether `inbuf` may hold complete requests we held back (the output queue was full).
+fn held_back_requests(c: &Conn) -> bool {
+    !c.close_after_write && c.phase == Phase::Open
+}
+
+/// Takes newly received bytes: parses every complete head and queues its response, keeps a partial
+/// head for later, and stops reading when too much is waiting.
+fn feed(c: &mut Conn, data: &[u8], ctx: &mut Ctx) {
+    if c.inbuf.is_empty() {
+        let used = parse_requests(c, data, ctx);
+        if used < data.len() && !c.close_after_write {
+            c.inbuf.extend_from_slice(&data[used..]);
+        }
+    } else {
+        c.inbuf.extend_from_slice(data);
+        let buf = std::mem::take(&mut c.inbuf);
+        let used = parse_requests(c, &buf, ctx);
+        if !c.close_after_write && used < buf.len() {
+            let mut buf = buf;
+            buf.drain(..used);
+            c.inbuf = buf;
+        }
+    }
+    if c.inbuf.len() >= MAX_INBUF {
+        c.recv_paused = true;
+    }
+}
+
+/// Answers complete heads at the front of `buf`; returns how many bytes were used.
+fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx) -> usize {
+    let mut pos = 0;
+    while pos < buf.len() && !c.close_after_write {
+        if c.out.len() >= MAX_QUEUED_CHUNKS {
+            break;
+        }
+        match parse_head(&buf[pos..]) {
+            Ok(Parsed::Complete(req, used)) => {
+                pos += used;
+                if respond(&req, ctx, &mut c.out) == Disposition::Close {
+                    c.close_after_write = true;
+                }
+            }
+            Ok(Parsed::Partial) => break,
+            Err(e) => {
+                write_error(e.status(), b"", false, Version::Http11, false, ctx.date, &mut c.out);
+                c.close_after_write = true;
+            }
+        }
+    }
+    if c.close_after_write {
+        buf.len()
+    } else {
+        pos
+    }
+}
