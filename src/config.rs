@@ -10,8 +10,34 @@ use clap::Parser;
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "ringstatic", version, about, max_term_width = 100)]
+#[command(name = "ringstatic", version, about, max_term_width = 100, args_override_self = true)]
 pub struct Cli {
+    /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
+    /// options on the command line win. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration and the root, print one line, and exit 0 (ok) or 1.
+    #[arg(short = 't', long = "test-config")]
+    pub test_config: bool,
+
+    /// Send a signal to the running master found through --pid-file: reload, reopen, quit, stop.
+    /// `reload` returns when the master has finished (or failed) the reload.
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL", value_enum)]
+    pub signal: Option<ControlSignal>,
+
+    /// Write the master's pid here (renamed to FILE.oldbin during a binary upgrade).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Access log in nginx's combined format, or `off`.
+    #[arg(long, value_name = "PATH|off", default_value = "off")]
+    pub access_log: String,
+
+    /// Error log file (appended to; reopened on SIGUSR1) [default: standard error]
+    #[arg(long, value_name = "PATH")]
+    pub error_log: Option<PathBuf>,
+
     /// Directory to serve (same as --root).
     #[arg(value_name = "ROOT")]
     root_arg: Option<PathBuf>,
@@ -68,9 +94,21 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
 
-    /// Internal: run as worker `INDEX:CPU:FD,FD,...` (set by the master, never by hand).
+    /// Internal: run as worker `INDEX:CPU:FD,FD,...:BOARDFD/SLOT` (set by the master, never by hand).
     #[arg(long = "worker-internal", hide = true, value_name = "SPEC", value_parser = parse_worker_spec)]
     pub worker: Option<WorkerSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ControlSignal {
+    /// SIGHUP: re-read the configuration, start new workers, retire the old ones.
+    Reload,
+    /// SIGUSR1: reopen the log files.
+    Reopen,
+    /// SIGQUIT: graceful stop.
+    Quit,
+    /// SIGTERM: graceful stop (a second one stops at once).
+    Stop,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,17 +123,123 @@ pub struct WorkerSpec {
     pub index: usize,
     /// The CPU to pin to, or None when pinning is not possible (more workers than CPUs is allowed).
     pub cpu: Option<usize>,
-    /// Inherited listening sockets, one per `--listen` address, in the same order.
+    /// Inherited listening sockets to accept on.
     pub fds: Vec<i32>,
+    /// The scoreboard memfd and this worker's slot in it.
+    pub board: Option<(i32, usize)>,
 }
 
 impl Cli {
+    /// The access log path, or None when it is off.
+    pub fn access_log_path(&self) -> Option<PathBuf> {
+        if self.access_log.eq_ignore_ascii_case("off") || self.access_log.is_empty() {
+            None
+        } else {
+            Some(PathBuf::from(&self.access_log))
+        }
+    }
+
     pub fn root(&self) -> PathBuf {
         self.root_arg
             .clone()
             .or_else(|| self.root_flag.clone())
             .unwrap_or_else(|| PathBuf::from("public"))
     }
+}
+
+/// A configuration as loaded: the settings, and the arguments that produce them with the config
+/// file already expanded (what workers are started with, so they never re-read a file that may
+/// have changed since the master validated it).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub cli: Cli,
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// Parses the command line `args` (without argv[0]) merged with the config file it names, if any.
+/// Errors are complete messages (clap's, or one line about the file).
+pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
+    let argv0 = std::ffi::OsString::from("ringstatic");
+    let first = Cli::try_parse_from(std::iter::once(argv0.clone()).chain(args.iter().cloned()))?;
+    let Some(path) = &first.config else { return Ok(Loaded { cli: first, args: args.to_vec() }) };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        clap::Error::raw(clap::error::ErrorKind::Io, format!("cannot read config file {}: {e}\n", path.display()))
+    })?;
+    let file_args = config_file_args(&text).map_err(|e| {
+        clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("config file {}: {e}\n", path.display()))
+    })?;
+    // Command-line listen addresses replace the file's instead of adding to them.
+    let cli_has_listen = args.iter().any(|a| a.to_str().is_some_and(|s| s == "--listen" || s.starts_with("--listen=")));
+    let mut merged: Vec<std::ffi::OsString> = Vec::new();
+    let mut i = 0;
+    while i < file_args.len() {
+        if cli_has_listen && file_args[i] == "--listen" {
+            i += 2;
+            continue;
+        }
+        merged.push(file_args[i].clone().into());
+        i += 1;
+    }
+    // The command line without --config (already expanded above).
+    let mut j = 0;
+    while j < args.len() {
+        let a = args[j].to_str().unwrap_or("");
+        if a == "--config" {
+            j += 2;
+            continue;
+        }
+        if a.starts_with("--config=") {
+            j += 1;
+            continue;
+        }
+        merged.push(args[j].clone());
+        j += 1;
+    }
+    let cli = Cli::try_parse_from(std::iter::once(argv0).chain(merged.iter().cloned()))?;
+    let mut cli = cli;
+    cli.config = first.config.clone();
+    Ok(Loaded { cli, args: merged })
+}
+
+/// Options a config file may set (the rest are command-line only).
+const FILE_OPTIONS: &[&str] = &[
+    "root", "listen", "workers", "cache-valid", "cache-control", "serve-dotfiles", "max-connections",
+    "cache-entries", "cache-bytes", "header-timeout", "keepalive-timeout", "send-timeout",
+    "shutdown-timeout", "pid-file", "access-log", "error-log",
+];
+
+/// `name value` / `name = value` lines -> `--name value` arguments.
+fn config_file_args(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_suffix(';').unwrap_or(line);
+        let (name, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
+            Some(i) => (&line[..i], line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '=').trim()),
+            None => (line, ""),
+        };
+        if !FILE_OPTIONS.contains(&name) {
+            return Err(format!("line {}: unknown option `{name}`", n + 1));
+        }
+        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        if name == "serve-dotfiles" {
+            match value {
+                "" | "on" | "yes" | "true" => out.push("--serve-dotfiles".to_string()),
+                "off" | "no" | "false" => {}
+                v => return Err(format!("line {}: serve-dotfiles takes on or off, not `{v}`", n + 1)),
+            }
+            continue;
+        }
+        if value.is_empty() {
+            return Err(format!("line {}: `{name}` needs a value", n + 1));
+        }
+        out.push(format!("--{name}"));
+        out.push(value.to_string());
+    }
+    Ok(out)
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -152,7 +296,7 @@ fn parse_header_value(s: &str) -> Result<String, String> {
 
 fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
     let err = || format!("bad internal worker spec `{s}`");
-    let mut parts = s.splitn(3, ':');
+    let mut parts = s.splitn(4, ':');
     let index = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
     let cpu = match parts.next().ok_or_else(err)? {
         "-" => None,
@@ -162,16 +306,25 @@ fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
         .next()
         .ok_or_else(err)?
         .split(',')
+        .filter(|f| !f.is_empty())
         .map(|f| f.parse::<i32>().map_err(|_| err()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(WorkerSpec { index, cpu, fds })
+    let board = match parts.next() {
+        None | Some("-") => None,
+        Some(b) => {
+            let (fd, slot) = b.split_once('/').ok_or_else(err)?;
+            Some((fd.parse().map_err(|_| err())?, slot.parse().map_err(|_| err())?))
+        }
+    };
+    Ok(WorkerSpec { index, cpu, fds, board })
 }
 
 impl WorkerSpec {
     pub fn to_arg(&self) -> String {
         let cpu = self.cpu.map_or("-".to_string(), |c| c.to_string());
         let fds: Vec<String> = self.fds.iter().map(|f| f.to_string()).collect();
-        format!("{}:{}:{}", self.index, cpu, fds.join(","))
+        let board = self.board.map_or("-".to_string(), |(fd, slot)| format!("{fd}/{slot}"));
+        format!("{}:{}:{}:{}", self.index, cpu, fds.join(","), board)
     }
 }
 
@@ -234,9 +387,9 @@ mod tests {
 
     #[test]
     fn worker_spec_round_trips() {
-        let s = WorkerSpec { index: 3, cpu: Some(7), fds: vec![4, 9] };
+        let s = WorkerSpec { index: 3, cpu: Some(7), fds: vec![4, 9], board: Some((12, 40)) };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
-        let s = WorkerSpec { index: 0, cpu: None, fds: vec![3] };
+        let s = WorkerSpec { index: 0, cpu: None, fds: vec![3], board: None };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
         assert!(parse_worker_spec("1:2").is_err());
     }
@@ -245,6 +398,35 @@ mod tests {
     fn header_values_refuse_control_chars() {
         assert!(parse_header_value("max-age=60").is_ok());
         assert!(parse_header_value("a\r\nX-Evil: 1").is_err());
+    }
+
+    #[test]
+    fn config_file_lines() {
+        let a = config_file_args("# c\nlisten 127.0.0.1:1\nroot = \"/srv/www\"\nserve-dotfiles\nworkers 2;\n").unwrap();
+        assert_eq!(a, ["--listen", "127.0.0.1:1", "--root", "/srv/www", "--serve-dotfiles", "--workers", "2"]);
+        assert!(config_file_args("bogus 1").unwrap_err().contains("line 1"));
+        assert!(config_file_args("root").is_err());
+        assert!(config_file_args("config /etc/x").is_err(), "no recursion through config");
+    }
+
+    #[test]
+    fn config_file_merges_and_command_line_wins() {
+        let dir = std::env::temp_dir().join(format!("ringstatic-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.conf");
+        std::fs::write(&f, "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\n").unwrap();
+        let args: Vec<std::ffi::OsString> =
+            ["--config", f.to_str().unwrap(), "--workers", "2"].iter().map(|s| s.into()).collect();
+        let c = load(&args).unwrap().cli;
+        assert_eq!(c.workers, Workers::Count(2));
+        assert_eq!(c.cache_valid, Duration::from_secs(5));
+        assert_eq!(c.listen, vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
+        let args: Vec<std::ffi::OsString> =
+            ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"].iter().map(|s| s.into()).collect();
+        assert_eq!(load(&args).unwrap().cli.listen, vec!["127.0.0.1:2".parse::<SocketAddr>().unwrap()]);
+        std::fs::write(&f, "workers zero\n").unwrap();
+        assert!(load(&args).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Conn {
     pub recv_armed: bool,
     /// We stopped receiving because too many requests are waiting for their responses.
     pub recv_paused: bool,
+    /// A cancel for the armed recv is on its way (sent once per pause).
+    pub recv_cancel_sent: bool,
     pub send_inflight: bool,
     pub poll_inflight: bool,
     /// The response being written is the last one on this connection.
@@ -44,6 +46,10 @@ pub struct Conn {
     pub deadline_ms: u64,
     /// A partial head is buffered; its timeout runs from its first byte and is not extended.
     pub head_started: bool,
+    /// When the connection last became idle (everything answered, nothing buffered).
+    pub idle_since_ms: u64,
+    /// The client's address as text, kept only when the access log is on.
+    pub peer: Option<Box<[u8]>>,
     /// Kept here so their address is stable while a sendmsg is in flight (the Conn is boxed).
     pub iov: [libc::iovec; MAX_IOV],
     pub msg: libc::msghdr,
@@ -59,12 +65,15 @@ impl Conn {
             out: VecDeque::new(),
             recv_armed: false,
             recv_paused: false,
+            recv_cancel_sent: false,
             send_inflight: false,
             poll_inflight: false,
             close_after_write: false,
             peer_eof: false,
             deadline_ms,
             head_started: false,
+            idle_since_ms: 0,
+            peer: None,
             iov: [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_IOV],
             // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
             msg: unsafe { std::mem::zeroed() },

@@ -2,8 +2,13 @@
 //!
 //! Module map, in the order a request meets them:
 //!
-//! - `config`   the command line: typed, validated settings with documented defaults
-//! - `master`   checks the setup, binds the sockets, starts/restarts workers, handles signals
+//! - `config`   the command line and config file: typed, validated settings with documented defaults
+//! - `control`  `-t` (check the configuration) and `-s reload|reopen|quit|stop`
+//! - `master`   checks the setup, starts/restarts workers, reload, binary upgrade, signals
+//! - `inherit`  listening sockets: bound, from systemd (activation, fd store), or from an old master
+//! - `notify`   the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
+//! - `scoreboard` shared counters each worker publishes to the master (ready, heartbeat, load)
+//! - `pidfile`  the pid file, with nginx's `.oldbin` during a binary upgrade
 //! - `worker`   one pinned thread: the io_uring event loop, accept, recv, send, timeouts, drain
 //! - `ring`     io_uring plumbing: ring flags, feature probe, typed completion keys, buffer ring
 //! - `conn`     one connection's state and output queue
@@ -12,25 +17,39 @@
 //! - `response` deciding the response for a parsed request and writing its chunks
 //! - `files`    opening beneath the root, the per-worker open-file cache, body chunks and sendfile
 //! - `mime`     Content-Type by file extension
+//! - `accesslog` the combined-format access log, batched and written through the worker's ring
 
+pub mod accesslog;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod files;
 pub mod http;
+pub mod inherit;
 pub mod master;
 pub mod mime;
+pub mod notify;
+pub mod pidfile;
 pub mod response;
 pub mod ring;
+pub mod scoreboard;
 pub mod worker;
 
-use clap::Parser;
-
-/// Runs the master, or a worker when started with the hidden worker flag. Returns the exit status.
+/// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.
 pub fn main_entry() -> i32 {
-    let cli = config::Cli::parse();
-    if cli.worker.is_some() {
-        worker::run(&cli)
-    } else {
-        master::run(cli)
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let loaded = match config::load(&args) {
+        Ok(l) => l,
+        Err(e) => e.exit(), // clap's message; exit 2 for usage errors, 0 for --help/--version
+    };
+    if loaded.cli.worker.is_some() {
+        return worker::run(&loaded.cli);
     }
+    if loaded.cli.test_config {
+        return control::test_config(&loaded);
+    }
+    if let Some(sig) = loaded.cli.signal {
+        return control::send(&loaded, sig);
+    }
+    master::run(args, loaded)
 }

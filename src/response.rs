@@ -32,6 +32,9 @@ pub struct Ctx<'a> {
     pub draining: bool,
     /// Multipart boundary, fixed per worker.
     pub boundary: &'a str,
+    /// Set by the writers below for the access log: the status and the body bytes queued.
+    pub status: u16,
+    pub body_bytes: u64,
 }
 
 /// Whether the connection stays open after this response.
@@ -85,6 +88,8 @@ fn file(
             h.extend_from_slice(&f.validators);
             finish_head(&mut h, keep, req.version);
             out.push_back(Chunk::Owned { buf: h, pos: 0 });
+            ctx.status = 304;
+            ctx.body_bytes = 0;
             return disposition(keep);
         }
         Precondition::Proceed => {}
@@ -99,6 +104,8 @@ fn file(
             entity_headers(&mut h, f, f.size);
             finish_head(&mut h, keep, req.version);
             push_with_body(out, h, f, 0, f.size, head_only);
+            ctx.status = 200;
+            ctx.body_bytes = if head_only { 0 } else { f.size };
         }
         RangeDecision::Single(r) => {
             let mut h = status_line(206, ctx);
@@ -108,6 +115,8 @@ fn file(
             h.extend_from_slice(b"\r\n");
             finish_head(&mut h, keep, req.version);
             push_with_body(out, h, f, r.start, r.end + 1, head_only);
+            ctx.status = 206;
+            ctx.body_bytes = if head_only { 0 } else { r.len() };
         }
         RangeDecision::Multi(rs) => multipart(&rs, f, keep, req.version, head_only, ctx, out),
         RangeDecision::Unsatisfiable => {
@@ -157,6 +166,8 @@ fn multipart(
     h.extend_from_slice(b"\r\n");
     h.extend_from_slice(&f.validators);
     finish_head(&mut h, keep, version);
+    ctx.status = 206;
+    ctx.body_bytes = if head_only { 0 } else { total };
     if head_only {
         out.push_back(Chunk::Owned { buf: h, pos: 0 });
         return;
@@ -199,14 +210,16 @@ pub fn error(
     keep: bool,
     version: Version,
     head_only: bool,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
 ) -> Disposition {
-    write_error(code, extra, keep, version, head_only, ctx.date, out);
+    ctx.body_bytes = write_error(code, extra, keep, version, head_only, ctx.date, out);
+    ctx.status = code;
     disposition(keep)
 }
 
-/// The same as `error`, for heads that never parsed (so no Ctx/version is known yet).
+/// The same as `error`, for heads that never parsed (so no Ctx/version is known yet). Returns the
+/// body bytes queued.
 pub fn write_error(
     code: u16,
     extra: &[u8],
@@ -215,7 +228,7 @@ pub fn write_error(
     head_only: bool,
     date: &[u8],
     out: &mut VecDeque<Chunk>,
-) {
+) -> u64 {
     let body = error_body(code);
     let mut h = Vec::with_capacity(256 + body.len());
     status_line_into(&mut h, code, date);
@@ -224,10 +237,14 @@ pub fn write_error(
     h.extend_from_slice(b"\r\n");
     h.extend_from_slice(extra);
     finish_head(&mut h, keep, version);
-    if !head_only {
-        h.extend_from_slice(body);
-    }
     out.push_back(Chunk::Owned { buf: h, pos: 0 });
+    if head_only {
+        return 0;
+    }
+    if let Some(Chunk::Owned { buf, .. }) = out.back_mut() {
+        buf.extend_from_slice(body);
+    }
+    body.len() as u64
 }
 
 fn status_line(code: u16, ctx: &Ctx) -> Vec<u8> {

@@ -12,7 +12,9 @@ use std::os::fd::RawFd;
 
 use io_uring::{cqueue, opcode, types, IoUring};
 
+use crate::accesslog::AccessLog;
 use crate::config::{Cli, ServeConfig};
+use crate::scoreboard::{WorkerSlot, ACCEPTING, DRAINING};
 use crate::conn::{consume, Conn, Phase, MAX_IOV};
 use crate::files::body::{sendfile, Chunk, SendfileOutcome};
 use crate::files::cache::FileCache;
@@ -42,6 +44,10 @@ const LINGER_MS: u64 = 5_000;
 /// How much one connection may sendfile before letting the others run.
 const SENDFILE_BUDGET: u64 = 4 << 20;
 const TICK_MS: u64 = 250;
+/// While draining, a keep-alive connection idle this long with nothing in its receive queue is
+/// closed; one that is busy (a request on the wire) is answered with `Connection: close` first.
+const DRAIN_IDLE_MS: u64 = 100;
+const DRAIN_LINGER_MS: u64 = 1_000;
 const ACCEPT_BACKOFF_MS: u64 = 500;
 
 struct Listener {
@@ -104,6 +110,11 @@ pub struct Worker {
     /// completions has returned its buffers.
     rearm: Vec<(u32, u32)>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Our slot in the master's scoreboard (None if it could not be mapped).
+    board: Option<WorkerSlot>,
+    access_log: Option<AccessLog>,
+    error_log: Option<std::path::PathBuf>,
+    requests: u64,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -147,6 +158,17 @@ pub fn run(cli: &Cli) -> i32 {
             return EXIT_SETUP_FAILED;
         }
     };
+    let board = spec.board.and_then(|(fd, slot)| WorkerSlot::attach(fd, slot));
+    let access_log = match cli.access_log_path() {
+        Some(p) => match AccessLog::open(&p) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("ringstatic: worker {}: cannot open access log {}: {e}", spec.index, p.display());
+                return EXIT_SETUP_FAILED;
+            }
+        },
+        None => None,
+    };
     let listeners = spec.fds.iter().map(|&fd| Listener { fd, armed: false, closed: false }).collect();
     let cache = FileCache::new(
         cfg.cache_entries as usize,
@@ -177,6 +199,10 @@ pub fn run(cli: &Cli) -> i32 {
         accept_resume_ms: 0,
         rearm: Vec::new(),
         cqes: Vec::with_capacity(1024),
+        board,
+        access_log,
+        error_log: cli.error_log.clone(),
+        requests: 0,
     };
     w.event_loop()
 }
@@ -208,6 +234,19 @@ impl Worker {
         }
         self.arm_tick();
         self.arm_signal();
+        if let Err(e) = self.ring.submit() {
+            eprintln!("ringstatic: worker: io_uring submit failed: {e}");
+            return EXIT_SETUP_FAILED;
+        }
+        if let Some(b) = &self.board {
+            b.get().state.store(ACCEPTING, std::sync::atomic::Ordering::Release);
+        }
+        let code = self.serve();
+        self.finish_log();
+        code
+    }
+
+    fn serve(&mut self) -> i32 {
         loop {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
@@ -232,9 +271,61 @@ impl Worker {
                     }
                 }
             }
+            self.flush_log(false);
             if self.exit_now || (self.draining && self.live == 0) {
                 return 0;
             }
+        }
+    }
+
+    /// Submits a batch of access-log lines if one is due (`tick`: whatever is pending).
+    fn flush_log(&mut self, tick: bool) {
+        let Some(log) = &mut self.access_log else { return };
+        if log.has_inflight() {
+            return;
+        }
+        if let Some((fd, ptr, len)) = log.next_write(tick) {
+            // The batch is owned by the log until the LogWrite completion; offset -1: append.
+            let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
+                .offset(u64::MAX)
+                .build()
+                .user_data(Key::new(Op::LogWrite, 0, 0).encode());
+            push(&mut self.ring, &sqe);
+        }
+    }
+
+    fn on_log_write(&mut self, res: i32) {
+        let Some(log) = &mut self.access_log else { return };
+        if log.write_done(res) {
+            if let Some((fd, ptr, len)) = log.next_write(false) {
+                let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
+                    .offset(u64::MAX)
+                    .build()
+                    .user_data(Key::new(Op::LogWrite, 0, 0).encode());
+                push(&mut self.ring, &sqe);
+            }
+        }
+    }
+
+    /// At exit: wait for the batch in flight, then write the rest directly. Nothing is lost.
+    fn finish_log(&mut self) {
+        let deadline = clock_ms(libc::CLOCK_MONOTONIC) + 5_000;
+        while self.access_log.as_ref().is_some_and(|l| l.has_inflight()) && clock_ms(libc::CLOCK_MONOTONIC) < deadline {
+            if self.ring.submit_and_wait(1).is_err() {
+                break;
+            }
+            let done: Vec<i32> = self
+                .ring
+                .completion()
+                .filter(|c| Key::decode(c.user_data()).is_some_and(|k| k.op == Op::LogWrite))
+                .map(|c| c.result())
+                .collect();
+            for res in done {
+                self.on_log_write(res);
+            }
+        }
+        if let Some(log) = &mut self.access_log {
+            log.flush_sync();
         }
     }
 
@@ -248,6 +339,7 @@ impl Worker {
             Op::Tick => self.on_tick(),
             Op::Signal => self.on_signal(),
             Op::Cancel => {}
+            Op::LogWrite => self.on_log_write(res),
         }
     }
 
@@ -282,7 +374,11 @@ impl Worker {
         };
         let gen = self.gens[slot as usize];
         let deadline = self.clock.now_ms + self.cfg.header_timeout_ms;
-        self.conns[slot as usize] = Some(Box::new(Conn::new(fd, gen, deadline)));
+        let mut conn = Box::new(Conn::new(fd, gen, deadline));
+        if self.access_log.is_some() {
+            conn.peer = peer_text(fd);
+        }
+        self.conns[slot as usize] = Some(conn);
         self.live += 1;
         self.arm_recv(slot);
         if self.live >= self.cfg.max_connections as usize {
@@ -407,7 +503,7 @@ impl Worker {
     fn on_recv(&mut self, key: Key, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         let slot = key.slot;
-        let Worker { conns, bufs, cache, root, cfg, clock, draining, boundary, .. } = self;
+        let Worker { conns, bufs, cache, root, cfg, clock, draining, boundary, access_log, requests, .. } = self;
         let conn = match conns.get_mut(slot as usize) {
             Some(Some(c)) if key.is_current(c.gen) => c,
             _ => {
@@ -433,8 +529,11 @@ impl Worker {
                         now_ms: clock.now_ms,
                         draining: *draining,
                         boundary,
+                        status: 0,
+                        body_bytes: 0,
                     };
-                    feed(conn, bufs.data(b, res as usize), &mut ctx);
+                    let mut log = Log { log: access_log.as_mut(), now_secs: clock.date_secs, requests };
+                    feed(conn, bufs.data(b, res as usize), &mut ctx, &mut log);
                 }
                 bufs.give_back(b);
             }
@@ -478,6 +577,14 @@ impl Worker {
                 }
                 Phase::Open => {}
             }
+            if c.recv_paused && c.recv_armed && !c.recv_cancel_sent {
+                // A client pipelining faster than it reads: stop taking its bytes until the
+                // responses it already asked for are out.
+                c.recv_cancel_sent = true;
+                let gen = c.gen;
+                self.cancel(Key::new(Op::Recv, slot, gen));
+                continue;
+            }
             if c.send_inflight || c.poll_inflight {
                 return;
             }
@@ -490,11 +597,21 @@ impl Worker {
                 return self.start_linger(slot);
             }
             if !c.inbuf.is_empty() && held_back_requests(c) {
-                let Worker { conns, cache, root, cfg, clock, draining, boundary, .. } = &mut *self;
+                let Worker { conns, cache, root, cfg, clock, draining, boundary, access_log, requests, .. } = &mut *self;
                 let c = conns[slot as usize].as_deref_mut().expect("present");
-                let mut ctx =
-                    Ctx { cache, root, cfg, date: &clock.date, now_ms: clock.now_ms, draining: *draining, boundary };
-                feed(c, &[], &mut ctx);
+                let mut ctx = Ctx {
+                    cache,
+                    root,
+                    cfg,
+                    date: &clock.date,
+                    now_ms: clock.now_ms,
+                    draining: *draining,
+                    boundary,
+                    status: 0,
+                    body_bytes: 0,
+                };
+                let mut log = Log { log: access_log.as_mut(), now_secs: clock.date_secs, requests };
+                feed(c, &[], &mut ctx, &mut log);
                 if !c.out.is_empty() || c.close_after_write {
                     continue;
                 }
@@ -504,14 +621,12 @@ impl Worker {
                 // Nothing more will come, and everything asked for is answered.
                 return self.begin_close(slot);
             }
-            if self.draining && c.is_idle() {
-                return self.begin_close(slot);
-            }
             if c.recv_paused && c.inbuf.len() < MAX_INBUF / 2 {
                 c.recv_paused = false;
             }
             c.deadline_ms = if c.inbuf.is_empty() {
                 c.head_started = false;
+                c.idle_since_ms = self.clock.now_ms;
                 self.clock.now_ms + self.cfg.keepalive_timeout_ms
             } else if !c.head_started {
                 c.head_started = true;
@@ -520,6 +635,7 @@ impl Worker {
                 c.deadline_ms
             };
             if !c.recv_armed && !c.recv_paused {
+                c.recv_cancel_sent = false;
                 self.arm_recv(slot);
             }
             return;
@@ -656,7 +772,7 @@ impl Worker {
         }
         c.phase = Phase::Lingering;
         c.inbuf = Vec::new();
-        c.deadline_ms = now + LINGER_MS;
+        c.deadline_ms = now + if self.draining { DRAIN_LINGER_MS } else { LINGER_MS };
         c.recv_paused = false;
         // SAFETY: shutting down a socket we own; no effect on memory.
         unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
@@ -717,9 +833,20 @@ impl Worker {
         for slot in expired {
             self.begin_close(slot);
         }
-        if self.draining && now >= self.drain_deadline_ms {
-            self.exit_now = true;
+        if self.draining {
+            if now >= self.drain_deadline_ms {
+                self.exit_now = true;
+            }
+            self.close_quiet_idle();
         }
+        if let Some(b) = &self.board {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = b.get();
+            s.heartbeat.fetch_add(1, Relaxed);
+            s.connections.store(self.live as u64, Relaxed);
+            s.requests.store(self.requests, Relaxed);
+        }
+        self.flush_log(true);
         if self.should_accept() {
             self.resume_accepting();
         }
@@ -750,20 +877,25 @@ impl Worker {
             match info.ssi_signo as i32 {
                 libc::SIGTERM | libc::SIGQUIT => self.start_drain(),
                 libc::SIGINT => self.exit_now = true,
-                _ => {} // SIGHUP, SIGUSR1, SIGUSR2 are the master's business.
+                libc::SIGUSR1 => self.reopen_logs(),
+                _ => {} // SIGHUP and SIGUSR2 are the master's business.
             }
         }
         self.arm_signal();
     }
 
-    /// Graceful stop: no new connections, idle ones closed now, responses in flight finished
-    /// (each then closes), all within --shutdown-timeout.
+    /// Graceful stop: no new connections; every request already received or arriving is answered
+    /// (with `Connection: close`); connections with nothing in flight are closed once they have
+    /// been quiet a moment; all within --shutdown-timeout.
     fn start_drain(&mut self) {
         if self.draining {
             return;
         }
         self.draining = true;
         self.drain_deadline_ms = self.clock.now_ms + self.cfg.shutdown_timeout_ms;
+        if let Some(b) = &self.board {
+            b.get().state.store(DRAINING, std::sync::atomic::Ordering::Release);
+        }
         for i in 0..self.listeners.len() {
             if self.listeners[i].armed {
                 self.cancel(Key::new(Op::Accept, i as u32, 0));
@@ -771,20 +903,85 @@ impl Worker {
                 self.close_listener(i);
             }
         }
-        for slot in 0..self.conns.len() as u32 {
-            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { continue };
-            if c.phase != Phase::Open {
-                continue;
-            }
-            if c.is_idle() {
-                self.begin_close(slot);
-            } else if !c.out.is_empty() || c.send_inflight || c.poll_inflight {
-                c.close_after_write = true;
-            }
-            // A connection with only a partial head keeps its head timeout; its response will
-            // say Connection: close.
+        self.close_quiet_idle();
+    }
+
+    /// While draining: closes keep-alive connections that are idle, have been for a moment, and
+    /// have no request bytes waiting in the kernel. A request that raced in is read and answered
+    /// with `Connection: close` instead of being cut off.
+    fn close_quiet_idle(&mut self) {
+        let now = self.clock.now_ms;
+        let quiet: Vec<u32> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Some(c)
+                    if c.phase == Phase::Open
+                        && c.is_idle()
+                        && !c.close_after_write
+                        && now.saturating_sub(c.idle_since_ms) >= DRAIN_IDLE_MS
+                        && bytes_waiting(c.fd) == 0 =>
+                {
+                    Some(i as u32)
+                }
+                _ => None,
+            })
+            .collect();
+        for slot in quiet {
+            self.start_linger(slot);
         }
     }
+
+    fn reopen_logs(&mut self) {
+        if let Some(p) = &self.error_log {
+            match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+                // SAFETY: dup2 onto fd 2; the File closes its own fd when dropped.
+                Ok(f) => unsafe {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 2);
+                },
+                Err(e) => eprintln!("ringstatic: cannot reopen error log {}: {e}", p.display()),
+            }
+        }
+        if let Some(l) = &mut self.access_log {
+            l.reopen();
+        }
+    }
+}
+
+/// Bytes in a socket's receive queue (FIONREAD).
+fn bytes_waiting(fd: RawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return 0;
+    }
+    n
+}
+
+/// The peer's address as text, for the access log.
+fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
+    // SAFETY: all-zero is a valid sockaddr_storage; getpeername fills at most `len` bytes.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if unsafe { libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        return None;
+    }
+    let ip: std::net::IpAddr = match ss.ss_family as i32 {
+        // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+        libc::AF_INET => std::net::Ipv4Addr::from(unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }.sin_addr.s_addr.to_ne_bytes()).into(),
+        // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+        libc::AF_INET6 => std::net::Ipv6Addr::from(unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }.sin6_addr.s6_addr).into(),
+        _ => return None,
+    };
+    Some(ip.to_string().into_bytes().into_boxed_slice())
+}
+
+/// What the request path needs for the access log.
+struct Log<'a> {
+    log: Option<&'a mut AccessLog>,
+    now_secs: i64,
+    requests: &'a mut u64,
 }
 
 /// Whether `inbuf` may hold complete requests we held back (the output queue was full).
@@ -794,16 +991,16 @@ fn held_back_requests(c: &Conn) -> bool {
 
 /// Takes newly received bytes: parses every complete head and queues its response, keeps a partial
 /// head for later, and stops reading when too much is waiting.
-fn feed(c: &mut Conn, data: &[u8], ctx: &mut Ctx) {
+fn feed(c: &mut Conn, data: &[u8], ctx: &mut Ctx, log: &mut Log) {
     if c.inbuf.is_empty() {
-        let used = parse_requests(c, data, ctx);
+        let used = parse_requests(c, data, ctx, log);
         if used < data.len() && !c.close_after_write {
             c.inbuf.extend_from_slice(&data[used..]);
         }
     } else {
         c.inbuf.extend_from_slice(data);
         let buf = std::mem::take(&mut c.inbuf);
-        let used = parse_requests(c, &buf, ctx);
+        let used = parse_requests(c, &buf, ctx, log);
         if !c.close_after_write && used < buf.len() {
             let mut buf = buf;
             buf.drain(..used);
@@ -816,7 +1013,7 @@ fn feed(c: &mut Conn, data: &[u8], ctx: &mut Ctx) {
 }
 
 /// Answers complete heads at the front of `buf`; returns how many bytes were used.
-fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx) -> usize {
+fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usize {
     let mut pos = 0;
     while pos < buf.len() && !c.close_after_write {
         if c.out.len() >= MAX_QUEUED_CHUNKS {
@@ -824,15 +1021,25 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx) -> usize {
         }
         match parse_head(&buf[pos..]) {
             Ok(Parsed::Complete(req, used)) => {
-                pos += used;
+                *log.requests += 1;
                 if respond(&req, ctx, &mut c.out) == Disposition::Close {
                     c.close_after_write = true;
                 }
+                if let Some(l) = log.log.as_deref_mut() {
+                    let line = request_line(&buf[pos..pos + used]);
+                    l.record(c.peer.as_deref().unwrap_or(b"-"), log.now_secs, line, ctx.status, ctx.body_bytes, req.referer, req.user_agent);
+                }
+                pos += used;
             }
             Ok(Parsed::Partial) => break,
             Err(e) => {
-                write_error(e.status(), b"", false, Version::Http11, false, ctx.date, &mut c.out);
+                let bytes = write_error(e.status(), b"", false, Version::Http11, false, ctx.date, &mut c.out);
                 c.close_after_write = true;
+                *log.requests += 1;
+                if let Some(l) = log.log.as_deref_mut() {
+                    let line = request_line(&buf[pos..buf.len().min(pos + 1024)]);
+                    l.record(c.peer.as_deref().unwrap_or(b"-"), log.now_secs, line, e.status(), bytes, None, None);
+                }
             }
         }
     }
@@ -841,4 +1048,13 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx) -> usize {
     } else {
         pos
     }
+}
+
+/// The request line of a head (leading empty lines skipped, line ending removed).
+fn request_line(head: &[u8]) -> &[u8] {
+    let start = head.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(head.len());
+    let rest = &head[start..];
+    let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let line = &rest[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
 }

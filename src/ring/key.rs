@@ -23,6 +23,8 @@ pub enum Op {
     Signal = 6,
     /// An AsyncCancel request; its own completion carries nothing we need.
     Cancel = 7,
+    /// A batch of access-log lines being written.
+    LogWrite = 8,
 }
 
 impl Op {
@@ -35,6 +37,7 @@ impl Op {
             5 => Op::Tick,
             6 => Op::Signal,
             7 => Op::Cancel,
+            8 => Op::LogWrite,
             _ => return None,
         })
     }
@@ -77,7 +80,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Tick, Op::Signal, Op::Cancel] {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Tick, Op::Signal, Op::Cancel, Op::LogWrite] {
             let k = Key::new(op, 0xdead_beef, 0x0123_4567);
             let d = Key::decode(k.encode()).unwrap();
             assert_eq!(d, k);

@@ -1,0 +1,343 @@
+//! Listening sockets: bound here, passed down by systemd (socket activation and the fd store), or
+//! inherited from the old master in a binary upgrade. Every socket has a name, so it can be
+//! matched to the address it serves whatever order it arrives in.
+//!
+//! Names: `rs.listen.<ADDR>.<N>` for our own per-worker sockets (the N-th socket bound for
+//! configured address ADDR, with `:` written as `_` because names may not contain `:`); any other
+//! name (FileDescriptorName= of a .socket unit, by default the unit's name) marks a socket systemd
+//! created for us: all workers share each of those, and --listen is then ignored.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
+pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
+/// `name=fd,name=fd,...`: the listening sockets handed to a new master in a binary upgrade.
+pub const FDS_ENV: &str = "RINGSTATIC_LISTEN_FDS";
+
+pub const OWN_PREFIX: &str = "rs.listen.";
+
+pub fn own_name(configured: SocketAddr, n: usize) -> String {
+    format!("{OWN_PREFIX}{}.{n}", configured.to_string().replace(':', "_"))
+}
+
+/// (configured address, index) for one of our own names.
+pub fn parse_own_name(name: &str) -> Option<(SocketAddr, usize)> {
+    let rest = name.strip_prefix(OWN_PREFIX)?;
+    let (addr, n) = rest.rsplit_once('.')?;
+    let addr = addr.replace('_', ":").parse().ok()?;
+    Some((addr, n.parse().ok()?))
+}
+
+/// Takes the sockets this process was given (by systemd or by the old master), marks them
+/// close-on-exec and clears the variables so children don't see them.
+pub fn take_inherited() -> Vec<(String, OwnedFd)> {
+    let mut out = Vec::new();
+    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    if pid_matches {
+        let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+            .map(|v| v.split(':').map(str::to_string).collect())
+            .unwrap_or_default();
+        for i in 0..n.clamp(0, 4096) {
+            let fd = 3 + i;
+            let name = names.get(i as usize).cloned().unwrap_or_else(|| "unknown".to_string());
+            if let Some(owned) = adopt(fd) {
+                out.push((name, owned));
+            }
+        }
+    }
+    if let Ok(list) = std::env::var(FDS_ENV) {
+        for item in list.split(',').filter(|s| !s.is_empty()) {
+            if let Some((name, fd)) = item.rsplit_once('=') {
+                if let Some(owned) = fd.parse::<RawFd>().ok().and_then(adopt) {
+                    out.push((name.to_string(), owned));
+                }
+            }
+        }
+    }
+    for v in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", FDS_ENV] {
+        std::env::remove_var(v);
+    }
+    out
+}
+
+fn adopt(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: F_GETFD probes whether the fd is open; a closed one is skipped.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the fd was passed to this process for it to own; marking it CLOEXEC.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: ownership of the passed fd moves into OwnedFd exactly once.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `fd` is a listening stream socket.
+pub fn is_listening_stream(fd: RawFd) -> bool {
+    let get = |opt| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into a c_int of the stated size.
+        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut _ as *mut libc::c_void, &mut len) };
+        if r == 0 {
+            Some(v)
+        } else {
+            None
+        }
+    };
+    get(libc::SO_ACCEPTCONN) == Some(1) && get(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+}
+
+/// One configured address and the sockets bound for it.
+pub struct Bound {
+    pub configured: SocketAddr,
+    pub actual: SocketAddr,
+    pub sockets: Vec<OwnedFd>,
+}
+
+/// Every listening socket the master holds.
+#[derive(Default)]
+pub struct Listeners {
+    pub bound: Vec<Bound>,
+    /// Sockets from a .socket unit, shared by all workers.
+    pub activated: Vec<(String, SocketAddr, OwnedFd)>,
+}
+
+impl Listeners {
+    /// Sorts inherited sockets into ours (by name) and systemd-created ones.
+    pub fn adopt(&mut self, inherited: Vec<(String, OwnedFd)>) -> Vec<(SocketAddr, usize, OwnedFd)> {
+        let mut own = Vec::new();
+        for (name, fd) in inherited {
+            if !is_listening_stream(fd.as_raw_fd()) {
+                eprintln!("ringstatic: ignoring inherited fd {} ({name}): not a listening TCP socket", fd.as_raw_fd());
+                continue;
+            }
+            match parse_own_name(&name) {
+                Some((addr, n)) => own.push((addr, n, fd)),
+                None => match local_addr(fd.as_raw_fd()) {
+                    Ok(a) => self.activated.push((name, a, fd)),
+                    Err(e) => eprintln!("ringstatic: ignoring inherited socket {name}: {e}"),
+                },
+            }
+        }
+        own.sort_by_key(|(a, n, _)| (a.to_string(), *n));
+        own
+    }
+
+    /// Makes sure every configured address has at least `workers` sockets, reusing inherited ones
+    /// first. Returns the entries for addresses no longer configured (to close once the workers
+    /// using them are gone). With activated sockets, --listen is ignored.
+    pub fn ensure(
+        &mut self,
+        listen: &[SocketAddr],
+        workers: usize,
+        spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
+    ) -> Result<Vec<Bound>, String> {
+        if !self.activated.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut next: Vec<Bound> = Vec::new();
+        for &addr in listen {
+            if next.iter().any(|b| b.configured == addr) {
+                continue;
+            }
+            let mut b = match self.bound.iter().position(|b| b.configured == addr) {
+                Some(i) => self.bound.remove(i),
+                None => {
+                    let mut sockets = Vec::new();
+                    let mut k = 0;
+                    while k < spare.len() {
+                        if spare[k].0 == addr {
+                            sockets.push(spare.remove(k).2);
+                        } else {
+                            k += 1;
+                        }
+                    }
+                    let actual = match sockets.first() {
+                        Some(s) => local_addr(s.as_raw_fd()).map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
+                        None => addr,
+                    };
+                    Bound { configured: addr, actual, sockets }
+                }
+            };
+            while b.sockets.len() < workers {
+                let fd = listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                if b.actual.port() == 0 {
+                    b.actual = local_addr(fd.as_raw_fd()).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                }
+                b.sockets.push(fd);
+            }
+            next.push(b);
+        }
+        let retired = std::mem::replace(&mut self.bound, next);
+        Ok(retired)
+    }
+
+    /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
+    /// beyond `n`, left from a larger worker count, are spread so none is left unserved), and
+    /// every activated socket.
+    pub fn for_worker(&self, w: usize, n: usize) -> Vec<RawFd> {
+        let mut fds = Vec::new();
+        for b in &self.bound {
+            for (j, s) in b.sockets.iter().enumerate() {
+                if j % n.max(1) == w {
+                    fds.push(s.as_raw_fd());
+                }
+            }
+        }
+        for (_, _, s) in &self.activated {
+            fds.push(s.as_raw_fd());
+        }
+        fds
+    }
+
+    /// The addresses being served, for the "listening on" lines.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let mut v: Vec<SocketAddr> = self.bound.iter().map(|b| b.actual).collect();
+        v.extend(self.activated.iter().map(|(_, a, _)| *a));
+        v
+    }
+
+    /// Every socket with its name, for the fd store and for a binary upgrade.
+    pub fn named(&self) -> Vec<(String, RawFd)> {
+        let mut v = Vec::new();
+        for b in &self.bound {
+            for (j, s) in b.sockets.iter().enumerate() {
+                v.push((own_name(b.configured, j), s.as_raw_fd()));
+            }
+        }
+        for (name, _, s) in &self.activated {
+            v.push((name.clone(), s.as_raw_fd()));
+        }
+        v
+    }
+}
+
+fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket creation; the fd is wrapped in OwnedFd immediately.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket owned by nobody else.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    let setopt = |level, name| {
+        // SAFETY: valid socket and a c_int option value.
+        let r = unsafe {
+            libc::setsockopt(fd, level, name, &one as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
+    setopt(libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    if addr.is_ipv6() {
+        setopt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
+    }
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` is a properly initialised sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen on our bound socket; the kernel caps the backlog at net.core.somaxconn.
+    if unsafe { libc::listen(fd, 65535) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned)
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in6 and suitably aligned.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+        }
+    }
+}
+
+fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: all-zero is a valid sockaddr_storage; getsockname fills at most `len` bytes.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match ss.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the kernel wrote a sockaddr_in for an AF_INET socket.
+            let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Ok(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        _ => {
+            // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 socket.
+            let sin6 = unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Ok(SocketAddr::V6(std::net::SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), 0, sin6.sin6_scope_id)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for a in ["127.0.0.1:8080", "[::1]:80", "0.0.0.0:0"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let n = own_name(addr, 3);
+            assert!(!n.contains(':'), "fd names may not contain ':'");
+            assert_eq!(parse_own_name(&n), Some((addr, 3)));
+        }
+        assert_eq!(parse_own_name("ringstatic.socket"), None);
+    }
+
+    #[test]
+    fn ensure_binds_reuses_and_spreads() {
+        let mut l = Listeners::default();
+        let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let retired = l.ensure(&[a], 2, &mut Vec::new()).unwrap();
+        assert!(retired.is_empty());
+        assert_eq!(l.bound[0].sockets.len(), 2);
+        let port = l.bound[0].actual.port();
+        assert_ne!(port, 0);
+        // Growing keeps the same port; shrinking keeps every socket, spread over fewer workers.
+        l.ensure(&[a], 3, &mut Vec::new()).unwrap();
+        assert_eq!(l.bound[0].sockets.len(), 3);
+        assert_eq!(l.bound[0].actual.port(), port);
+        assert_eq!(l.for_worker(0, 2).len(), 2);
+        assert_eq!(l.for_worker(1, 2).len(), 1);
+        let retired = l.ensure(&[], 1, &mut Vec::new()).unwrap();
+        assert_eq!(retired.len(), 1);
+        assert!(l.bound.is_empty());
+    }
+}
