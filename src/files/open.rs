@@ -14,6 +14,10 @@ use std::path::Path;
 /// The served directory, held open for the worker's lifetime.
 pub struct Root {
     fd: OwnedFd,
+    /// openat2 is refused here (ENOSYS: an old kernel, or a seccomp filter such as systemd's
+    /// RestrictSUIDSGID=, which cannot inspect openat2's flags and so blocks the call). Then the
+    /// same rules are enforced by walking the path one component at a time.
+    no_openat2: std::cell::Cell<bool>,
 }
 
 impl Root {
@@ -26,7 +30,7 @@ impl Root {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by open and is owned by nobody else.
-        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) }, no_openat2: std::cell::Cell::new(false) })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -36,6 +40,9 @@ impl Root {
     /// Opens `rel` (no leading slash, never empty: "." for the root itself) beneath the root,
     /// read-only and non-blocking (so a FIFO planted in the root can never stall a worker).
     pub fn open_beneath(&self, rel: &[u8]) -> io::Result<OwnedFd> {
+        if self.no_openat2.get() {
+            return self.open_beneath_walk(rel);
+        }
         let c = CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
         // SAFETY: open_how is plain data; all-zero is its documented default.
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -57,12 +64,77 @@ impl Root {
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
             }
             let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOSYS) {
+                eprintln!("ringstatic: openat2 is not available here; resolving paths beneath the root component by component");
+                self.no_openat2.set(true);
+                return self.open_beneath_walk(rel);
+            }
             // EAGAIN: RESOLVE_BENEATH raced with a rename elsewhere in the tree; the kernel asks
             // us to retry.
             if e.raw_os_error() != Some(libc::EAGAIN) && e.raw_os_error() != Some(libc::EINTR) {
                 return Err(e);
             }
         }
+    }
+
+    /// RESOLVE_BENEATH by hand: every component is opened with O_PATH|O_NOFOLLOW relative to the
+    /// directory before it; a symlink is read and its target walked the same way (an absolute
+    /// target, or `..` above the root, fails with EXDEV as openat2 does); the last component is
+    /// opened with O_NOFOLLOW, so nothing swapped in meanwhile can lead outside.
+    pub fn open_beneath_walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
+        let mut pending: std::collections::VecDeque<Vec<u8>> =
+            rel.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").map(|c| c.to_vec()).collect();
+        let mut dirs: Vec<OwnedFd> = Vec::new();
+        let mut links = 0;
+        let read_flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW;
+        if pending.is_empty() {
+            return openat(self.fd.as_raw_fd(), b".", read_flags);
+        }
+        while let Some(comp) = pending.pop_front() {
+            if comp == b".." {
+                if dirs.pop().is_none() {
+                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                }
+                if pending.is_empty() {
+                    let dir = dirs.last().map_or(self.fd.as_raw_fd(), |d| d.as_raw_fd());
+                    return openat(dir, b".", read_flags);
+                }
+                continue;
+            }
+            let dir = dirs.last().map_or(self.fd.as_raw_fd(), |d| d.as_raw_fd());
+            let probe = openat(dir, &comp, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)?;
+            let st = fstat(probe.as_raw_fd())?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = readlinkat(dir, &comp)?;
+                if target.first() == Some(&b'/') {
+                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                }
+                for c in target.split(|&b| b == b'/').rev().filter(|c| !c.is_empty() && *c != b".") {
+                    pending.push_front(c.to_vec());
+                }
+                if pending.is_empty() {
+                    return openat(dir, b".", read_flags);
+                }
+                continue;
+            }
+            if pending.is_empty() {
+                let fd = openat(dir, &comp, read_flags)?;
+                let again = fstat(fd.as_raw_fd())?;
+                if again.st_ino != st.st_ino || again.st_dev != st.st_dev {
+                    return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+                }
+                return Ok(fd);
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+            }
+            dirs.push(probe);
+        }
+        Err(io::Error::from_raw_os_error(libc::ENOENT))
     }
 
     /// stat(2) of `rel` beneath the root, following symlinks: used only to notice that a cached
@@ -78,6 +150,29 @@ impl Root {
         }
         Ok(st)
     }
+}
+
+fn openat(dir: RawFd, name: &[u8], flags: i32) -> io::Result<OwnedFd> {
+    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+    // SAFETY: valid dirfd and NUL-terminated name; the result is checked and wrapped at once.
+    let fd = unsafe { libc::openat(dir, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn readlinkat(dir: RawFd, name: &[u8]) -> io::Result<Vec<u8>> {
+    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
 }
 
 pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
@@ -123,4 +218,42 @@ pub fn read_all(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
         done += n as usize;
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn walk_matches_openat2_rules() {
+        let base = std::env::temp_dir().join(format!("rs-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f.txt"), b"inside").unwrap();
+        std::fs::write(base.join("secret"), b"outside").unwrap();
+        symlink("b/f.txt", root.join("a/rel")).unwrap();
+        symlink("../a/b", root.join("a/up-in")).unwrap();
+        symlink("../../secret", root.join("a/escape")).unwrap();
+        symlink(base.join("secret"), root.join("abs")).unwrap();
+        symlink("loop2", root.join("loop1")).unwrap();
+        symlink("loop1", root.join("loop2")).unwrap();
+        let r = Root::open(&root).unwrap();
+        let read = |fd: OwnedFd| std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        for via in [false, true] {
+            let open = |p: &[u8]| if via { r.open_beneath_walk(p) } else { r.open_beneath(p) };
+            assert_eq!(read(open(b"a/b/f.txt").unwrap()), "inside");
+            assert_eq!(read(open(b"a/rel").unwrap()), "inside");
+            assert_eq!(read(open(b"a/up-in/f.txt").unwrap()), "inside");
+            let code = |p: &[u8]| open(p).unwrap_err().raw_os_error();
+            assert_eq!(code(b"a/escape"), Some(libc::EXDEV), "via walk: {via}");
+            assert_eq!(code(b"abs"), Some(libc::EXDEV), "via walk: {via}");
+            assert_eq!(code(b"../secret"), Some(libc::EXDEV), "via walk: {via}");
+            assert_eq!(code(b"nope"), Some(libc::ENOENT));
+            assert_eq!(code(b"a/b/f.txt/x"), Some(libc::ENOTDIR));
+            assert_eq!(code(b"loop1"), Some(libc::ELOOP));
+        }
+        let _ = std::fs::remove_dir_all(&base);
+    }
 }
