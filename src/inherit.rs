@@ -74,6 +74,16 @@ fn adopt(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// TCP_NODELAY on a listening socket, inherited by every socket it accepts: responses leave
+/// as soon as they are written, without a setsockopt per connection.
+fn set_nodelay(fd: RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a c_int value on a socket we own.
+    unsafe {
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const _ as *const libc::c_void, 4)
+    };
+}
+
 /// Whether `fd` is a listening stream socket.
 pub fn is_listening_stream(fd: RawFd) -> bool {
     let get = |opt| {
@@ -117,7 +127,10 @@ impl Listeners {
             match parse_own_name(&name) {
                 Some((addr, n)) => own.push((addr, n, fd)),
                 None => match local_addr(fd.as_raw_fd()) {
-                    Ok(a) => self.activated.push((name, a, fd)),
+                    Ok(a) => {
+                        set_nodelay(fd.as_raw_fd());
+                        self.activated.push((name, a, fd))
+                    }
                     Err(e) => eprintln!("ringstatic: ignoring inherited socket {name}: {e}"),
                 },
             }
@@ -238,6 +251,8 @@ fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     };
     setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
     setopt(libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
+    // Accepted sockets inherit it, which saves a setsockopt per connection.
+    setopt(libc::IPPROTO_TCP, libc::TCP_NODELAY)?;
     if addr.is_ipv6() {
         setopt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
     }

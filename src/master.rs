@@ -62,9 +62,15 @@ struct Reload {
     retired: Vec<Bound>,
 }
 
+/// A binary upgrade in progress. The new master is started through an intermediate process that
+/// exits at once, so it is never our child: under systemd it is re-parented to the service
+/// manager before it reports, and the MAINPID= handover then names a process systemd can wait
+/// for. It tells us its pid (`P<pid>`) and, once every worker accepts, that it is ready (`R`)
+/// through a pipe; the pipe closing first means it died.
 struct Upgrade {
-    child: Child,
     ready: OwnedFd,
+    said: Vec<u8>,
+    pid: Option<i32>,
     deadline: Instant,
 }
 
@@ -130,10 +136,14 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         // SAFETY: the old master passed this pipe's write end to us alone.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     if let Some(fd) = &upgrade_ready {
-        // SAFETY: marking an fd we own close-on-exec.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        let hello = format!("P{}\n", std::process::id());
+        // SAFETY: marking an fd we own close-on-exec, and telling the old master our pid.
+        unsafe {
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
+            libc::write(fd.as_raw_fd(), hello.as_ptr() as *const libc::c_void, hello.len());
+        }
     }
-    raise_nofile_limit();
+    let nofile = raise_nofile_limit();
     crate::ring::check_available()?;
 
     let mut listeners = Listeners::default();
@@ -152,6 +162,7 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         }
         let _ = out.flush();
     }
+    eprintln!("ringstatic: open file limit {nofile}");
     let pid_file = match &loaded.cli.pid_file {
         Some(p) => Some(PidFile::create(p)?),
         None => None,
@@ -443,16 +454,17 @@ impl Master {
             r.repliers.extend(replier);
             return;
         }
-        let fail = |why: String, replier: Option<i32>| {
+        let fail = |m: &Master, why: String, replier: Option<i32>| {
             eprintln!("ringstatic: reload failed, keeping the running configuration: {why}");
+            m.notify("STATUS=reload failed; serving the previous configuration");
             reply(&replier.into_iter().collect::<Vec<_>>(), false);
         };
         let next = match crate::config::load(&self.args) {
             Ok(l) => l,
-            Err(e) => return fail(e.to_string().trim().replace('\n', " "), replier),
+            Err(e) => return fail(self, e.to_string().trim().replace('\n', " "), replier),
         };
         if let Err(e) = check_root(&next.cli.root()) {
-            return fail(e, replier);
+            return fail(self, e, replier);
         }
         eprintln!("ringstatic: reloading");
         self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading", notify::monotonic_usec()));
@@ -462,8 +474,8 @@ impl Master {
         let retired = match self.listeners.ensure(&next.cli.listen, n, &mut Vec::new()) {
             Ok(r) => r,
             Err(e) => {
-                self.notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
-                return fail(e, replier);
+                self.notify("READY=1");
+                return fail(self, e, replier);
             }
         };
         self.gen += 1;
@@ -559,15 +571,23 @@ impl Master {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-                // The new master must outlive us: a new session, so a terminal's signals reach only one.
+                // Fork once more and let the middle process exit: the new master is re-parented
+                // (to systemd, or init) and never becomes our child.
+                match libc::fork() {
+                    -1 => return Err(io::Error::last_os_error()),
+                    0 => {}
+                    _ => libc::_exit(0),
+                }
+                // Its own session, so a terminal's signals reach only one master.
                 libc::setsid();
                 Ok(())
             });
         }
         match cmd.spawn() {
-            Ok(child) => {
-                eprintln!("ringstatic: binary upgrade: started {} as pid {}", self.exe.display(), child.id());
-                self.upgrade = Some(Upgrade { child, ready: r, deadline: Instant::now() + UPGRADE_TIMEOUT });
+            Ok(mut middle) => {
+                let _ = middle.wait();
+                eprintln!("ringstatic: binary upgrade: starting {}", self.exe.display());
+                self.upgrade = Some(Upgrade { ready: r, said: Vec::new(), pid: None, deadline: Instant::now() + UPGRADE_TIMEOUT });
             }
             Err(e) => {
                 eprintln!("ringstatic: binary upgrade: cannot start {}: {e}", self.exe.display());
@@ -581,43 +601,47 @@ impl Master {
 
     fn check_upgrade(&mut self) {
         let Some(u) = &mut self.upgrade else { return };
-        let mut b = [0u8; 1];
-        // SAFETY: non-blocking read of one byte into a local buffer.
-        let n = unsafe { libc::read(u.ready.as_raw_fd(), b.as_mut_ptr() as *mut libc::c_void, 1) };
-        if n == 1 {
-            let pid = u.child.id();
+        let mut buf = [0u8; 64];
+        // SAFETY: non-blocking read into a local buffer.
+        let n = unsafe { libc::read(u.ready.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        if n > 0 {
+            u.said.extend_from_slice(&buf[..n as usize]);
+        }
+        let text = String::from_utf8_lossy(&u.said).into_owned();
+        if u.pid.is_none() {
+            u.pid = text.lines().find_map(|l| l.strip_prefix('P')?.trim().parse().ok());
+        }
+        if let (true, Some(pid)) = (text.lines().any(|l| l == "R"), u.pid) {
             eprintln!("ringstatic: binary upgrade: new master {pid} is ready; this master retires");
             self.notify(&format!("MAINPID={pid}\nSTATUS=upgraded; old master {} retiring", std::process::id()));
-            // Hand over without notifying STOPPING (the service is not stopping).
+            // Hand over without STOPPING=1 (the service is not stopping) and without more pings.
             self.upgrade = None;
             self.notify = None;
             self.watchdog = None;
             self.stop = Some(Stop { deadline: Instant::now() + self.loaded.cli.shutdown_timeout + Duration::from_secs(2), fast: false });
+            if let Some(pf) = self.pid_file.take() {
+                pf.forget();
+            }
             self.listeners = Listeners::default();
             self.signal_procs(|_| true, libc::SIGTERM);
             return;
         }
-        let exited = matches!(u.child.try_wait(), Ok(Some(_)));
         let eof = n == 0;
-        if exited || eof || Instant::now() >= u.deadline {
-            let mut u = self.upgrade.take().expect("checked");
-            let why = match u.child.try_wait() {
-                Ok(Some(s)) => format!("the new master {}", describe(s)),
-                _ if eof => "the new master closed its ready pipe without being ready".to_string(),
-                _ => {
-                    // SAFETY: kill(2) on our own unreaped child.
-                    unsafe { libc::kill(u.child.id() as i32, libc::SIGINT) };
-                    "the new master did not become ready in time".to_string()
+        if eof || Instant::now() >= u.deadline {
+            let u = self.upgrade.take().expect("checked");
+            let why = if eof {
+                "the new master exited before it was ready".to_string()
+            } else {
+                if let Some(pid) = u.pid {
+                    // SAFETY: kill(2) on the pid the new master reported for itself.
+                    unsafe { libc::kill(pid, libc::SIGINT) };
                 }
+                "the new master did not become ready in time".to_string()
             };
             eprintln!("ringstatic: binary upgrade failed ({why}); this master keeps serving");
             if let Some(pf) = &mut self.pid_file {
                 pf.restore();
             }
-            // Reap it in the background of our loop: keep the Child until it exits.
-            std::thread::spawn(move || {
-                let _ = u.child.wait();
-            });
         }
     }
 
@@ -639,8 +663,8 @@ impl Master {
         let n = self.procs.len();
         self.notify(&format!("READY=1\nSTATUS={n} workers accepting\nMAINPID={}", std::process::id()));
         if let Some(fd) = self.upgrade_ready.take() {
-            // SAFETY: writing one byte to the pipe the old master is reading.
-            unsafe { libc::write(fd.as_raw_fd(), b"R".as_ptr() as *const libc::c_void, 1) };
+            // SAFETY: writing two bytes to the pipe the old master is reading.
+            unsafe { libc::write(fd.as_raw_fd(), b"R\n".as_ptr() as *const libc::c_void, 2) };
         }
     }
 
@@ -798,7 +822,8 @@ fn reopen_error_log(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-fn raise_nofile_limit() {
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit obtained.
+fn raise_nofile_limit() -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
     unsafe {
@@ -808,7 +833,7 @@ fn raise_nofile_limit() {
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
-    eprintln!("ringstatic: open file limit {}", lim.rlim_cur);
+    lim.rlim_cur
 }
 
 /// The CPUs this process may run on, in order.

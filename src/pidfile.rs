@@ -28,6 +28,15 @@ impl PidFile {
         }
     }
 
+    /// After a successful upgrade: remove our `.oldbin` file now and leave the new master's alone.
+    pub fn forget(mut self) {
+        if self.oldbin {
+            let _ = std::fs::remove_file(self.oldbin_path());
+        }
+        self.oldbin = true;
+        self.path = PathBuf::new();
+    }
+
     /// The upgrade failed: this master is the only one again.
     pub fn restore(&mut self) {
         if self.oldbin {
@@ -39,6 +48,9 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
         let p = if self.oldbin { self.oldbin_path() } else { self.path.clone() };
         if read(&p).ok() == Some(std::process::id() as i32) {
             let _ = std::fs::remove_file(p);

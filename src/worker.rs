@@ -353,17 +353,7 @@ impl Worker {
     }
 
     fn add_conn(&mut self, fd: RawFd) {
-        let one: libc::c_int = 1;
-        // SAFETY: fd is the socket accept just returned; the option value is a valid c_int.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
+        // TCP_NODELAY is inherited from the listening socket (set by the master).
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {

@@ -18,6 +18,10 @@ pub struct Root {
     /// RestrictSUIDSGID=, which cannot inspect openat2's flags and so blocks the call). Then the
     /// same rules are enforced by walking the path one component at a time.
     no_openat2: std::cell::Cell<bool>,
+    /// The root's absolute path as configured and as resolved: an absolute symlink whose target
+    /// starts with one of these points inside the root and is followed (RESOLVE_BENEATH refuses
+    /// every absolute symlink, so those paths go through the walk below).
+    abs_prefixes: Vec<Vec<u8>>,
 }
 
 impl Root {
@@ -30,7 +34,19 @@ impl Root {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by open and is owned by nobody else.
-        Ok(Root { fd: unsafe { OwnedFd::from_raw_fd(fd) }, no_openat2: std::cell::Cell::new(false) })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut abs_prefixes = Vec::new();
+        let configured = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        for p in [Some(configured), std::fs::canonicalize(path).ok()].into_iter().flatten() {
+            let mut b = p.as_os_str().as_encoded_bytes().to_vec();
+            while b.len() > 1 && b.ends_with(b"/") {
+                b.pop();
+            }
+            if b != b"/" && !abs_prefixes.contains(&b) {
+                abs_prefixes.push(b);
+            }
+        }
+        Ok(Root { fd, no_openat2: std::cell::Cell::new(false), abs_prefixes })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -64,6 +80,11 @@ impl Root {
                 return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
             }
             let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EXDEV) {
+                // An absolute symlink, or one climbing out: the walk follows the absolute ones
+                // that land inside the root and refuses the rest with the same EXDEV.
+                return self.open_beneath_walk(rel);
+            }
             if e.raw_os_error() == Some(libc::ENOSYS) {
                 eprintln!("ringstatic: openat2 is not available here; resolving paths beneath the root component by component");
                 self.no_openat2.set(true);
@@ -109,14 +130,26 @@ impl Root {
                 if links > 40 {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
-                let target = readlinkat(dir, &comp)?;
+                let mut target = readlinkat(dir, &comp)?;
                 if target.first() == Some(&b'/') {
-                    return Err(io::Error::from_raw_os_error(libc::EXDEV));
+                    // Absolute: followed only when it names a place inside the root.
+                    let inside = self.abs_prefixes.iter().find_map(|p| {
+                        let rest = target.strip_prefix(p.as_slice())?;
+                        (rest.is_empty() || rest[0] == b'/').then(|| rest.to_vec())
+                    });
+                    match inside {
+                        Some(rest) => {
+                            target = rest;
+                            dirs.clear();
+                        }
+                        None => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
+                    }
                 }
                 for c in target.split(|&b| b == b'/').rev().filter(|c| !c.is_empty() && *c != b".") {
                     pending.push_front(c.to_vec());
                 }
                 if pending.is_empty() {
+                    let dir = dirs.last().map_or(self.fd.as_raw_fd(), |d| d.as_raw_fd());
                     return openat(dir, b".", read_flags);
                 }
                 continue;
@@ -237,6 +270,8 @@ mod tests {
         symlink("../a/b", root.join("a/up-in")).unwrap();
         symlink("../../secret", root.join("a/escape")).unwrap();
         symlink(base.join("secret"), root.join("abs")).unwrap();
+        symlink(root.join("a/b/f.txt"), root.join("abs-inside")).unwrap();
+        symlink(root.join("a"), root.join("abs-dir")).unwrap();
         symlink("loop2", root.join("loop1")).unwrap();
         symlink("loop1", root.join("loop2")).unwrap();
         let r = Root::open(&root).unwrap();
@@ -246,6 +281,8 @@ mod tests {
             assert_eq!(read(open(b"a/b/f.txt").unwrap()), "inside");
             assert_eq!(read(open(b"a/rel").unwrap()), "inside");
             assert_eq!(read(open(b"a/up-in/f.txt").unwrap()), "inside");
+            assert_eq!(read(open(b"abs-inside").unwrap()), "inside", "via walk: {via}");
+            assert_eq!(read(open(b"abs-dir/b/f.txt").unwrap()), "inside", "via walk: {via}");
             let code = |p: &[u8]| open(p).unwrap_err().raw_os_error();
             assert_eq!(code(b"a/escape"), Some(libc::EXDEV), "via walk: {via}");
             assert_eq!(code(b"abs"), Some(libc::EXDEV), "via walk: {via}");
