@@ -567,10 +567,12 @@ http {{
 class Ringstatic(Server):
     label = "ringstatic"
 
-    def __init__(self, ctx, binary, template=None):
+    def __init__(self, ctx, binary, template=None, label="ringstatic", extra=()):
         super().__init__(ctx)
+        self.label = label
         self.binary = binary
         self.template = template  # --server-cmd: argv with {port} {workers} {root} {cache_valid}
+        self.extra = list(extra)  # --variant: extra arguments, {run} is this server's work directory
 
     def version(self):
         if self.template:
@@ -592,8 +594,9 @@ class Ringstatic(Server):
                     "root": str(self.ctx.corpus.root), "cache_valid": CACHE_VALID_S}
             return [a.format(**fill) for a in self.template]
         self.dynamic = True
+        extra = [a.replace("{run}", str(wd)) for a in self.extra]
         return [self.binary, "--listen", "127.0.0.1:0", "--workers", str(workers),
-                "--cache-valid", str(CACHE_VALID_S), str(self.ctx.corpus.root)]
+                "--cache-valid", str(CACHE_VALID_S)] + extra + [str(self.ctx.corpus.root)]
 
     def ready_port(self, wd, port, deadline):
         if not self.dynamic:
@@ -1137,6 +1140,10 @@ def options(argv):
                         "ringstatic and nginx only")
     p.add_argument("--server-cpus", help="CPUs for the servers, e.g. 0-3 (default: first half of this process's CPUs)")
     p.add_argument("--client-cpus", help="CPUs for wrk, e.g. 4-7 (default: the rest)")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL=ARGS",
+                   help="also measure ringstatic started with extra ARGS, as its own row LABEL; {run} in ARGS is "
+                        "its work directory. Example: --variant 'ringstatic+log=--access-log {run}/access.log' "
+                        "(the access log's cost), or a tuning flag against the default")
     p.add_argument("--ringstatic", default=os.environ.get("RINGSTATIC_BIN", str(REPO / "target/release/ringstatic")),
                    help="ringstatic binary (default: $RINGSTATIC_BIN or target/release/ringstatic)")
     p.add_argument("--server-cmd",
@@ -1292,6 +1299,9 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     else:
         subject = Ringstatic(ctx, args.ringstatic)
     servers = [subject, Nginx(ctx)]
+    for v in args.variant:
+        label, _, extra = v.partition("=")
+        servers.append(Ringstatic(ctx, args.ringstatic, label=label.strip(), extra=shlex.split(extra)))
     if "h2o" in args.peer_list:
         servers.append(H2o(ctx))
     if "lighttpd" in args.peer_list:

@@ -176,6 +176,12 @@ fn open_append(path: &Path) -> io::Result<OwnedFd> {
 /// As nginx's log escaping: `"`, `\`, control bytes and bytes >= 0x7f become `\xHH`.
 fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let plain = |c: &u8| *c != b'"' && *c != b'\\' && (0x20..0x7f).contains(c);
+    // Nearly every line needs no escaping: copy it in one go.
+    if s.iter().all(plain) {
+        out.extend_from_slice(s);
+        return;
+    }
     for &c in s {
         if c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c) {
             out.extend_from_slice(&[b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);

@@ -78,6 +78,11 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "64M", value_parser = parse_bytes)]
     pub cache_bytes: u64,
 
+    /// Files up to this size are read into memory once and sent together with their header in one
+    /// send; larger ones are sent with sendfile(2) from the page cache (suffixes K, M).
+    #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
+    pub inline_max: u64,
+
     /// Seconds a client has to send a complete request head.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub header_timeout: Duration,
@@ -204,7 +209,7 @@ pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
 /// Options a config file may set (the rest are command-line only).
 const FILE_OPTIONS: &[&str] = &[
     "root", "listen", "workers", "cache-valid", "cache-control", "serve-dotfiles", "max-connections",
-    "cache-entries", "cache-bytes", "header-timeout", "keepalive-timeout", "send-timeout",
+    "cache-entries", "cache-bytes", "inline-max", "header-timeout", "keepalive-timeout", "send-timeout",
     "shutdown-timeout", "pid-file", "access-log", "error-log",
 ];
 
@@ -337,6 +342,7 @@ pub struct ServeConfig {
     pub max_connections: u32,
     pub cache_entries: u32,
     pub cache_bytes: u64,
+    pub inline_max: u64,
     pub header_timeout_ms: u64,
     pub keepalive_timeout_ms: u64,
     pub send_timeout_ms: u64,
@@ -353,6 +359,7 @@ impl From<&Cli> for ServeConfig {
             max_connections: c.max_connections,
             cache_entries: c.cache_entries,
             cache_bytes: c.cache_bytes,
+            inline_max: c.inline_max,
             header_timeout_ms: ms(c.header_timeout),
             keepalive_timeout_ms: ms(c.keepalive_timeout),
             send_timeout_ms: ms(c.send_timeout),

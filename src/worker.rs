@@ -173,6 +173,7 @@ pub fn run(cli: &Cli) -> i32 {
     let cache = FileCache::new(
         cfg.cache_entries as usize,
         cfg.cache_bytes,
+        cfg.inline_max,
         cfg.cache_valid_ms,
         cfg.cache_control.as_deref(),
     );
@@ -338,7 +339,7 @@ impl Worker {
             Op::Writable => self.on_writable(key, res),
             Op::Tick => self.on_tick(),
             Op::Signal => self.on_signal(),
-            Op::Cancel => {}
+            Op::Cancel | Op::Teardown => {}
             Op::LogWrite => self.on_log_write(res),
         }
     }
@@ -386,8 +387,11 @@ impl Worker {
             return;
         }
         let c = self.conns[slot as usize].take().expect("checked above");
-        // SAFETY: no ring operation refers to this fd any more (checked above), and we own it.
-        unsafe { libc::close(c.fd) };
+        // No operation refers to the fd any more (checked above). The close rides with the next
+        // submission and runs inline there (sockets have no ->flush, so it is never punted to
+        // io-wq); until it runs the number stays taken, so no new socket can be confused with it.
+        let sqe = opcode::Close::new(types::Fd(c.fd)).build().user_data(Key::new(Op::Teardown, slot, 0).encode());
+        push(&mut self.ring, &sqe);
         self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
@@ -764,6 +768,8 @@ impl Worker {
         c.inbuf = Vec::new();
         c.deadline_ms = now + if self.draining { DRAIN_LINGER_MS } else { LINGER_MS };
         c.recv_paused = false;
+        // Directly, not through the ring: IORING_OP_SHUTDOWN is always punted to an io-wq
+        // thread, so it could run after the close below and hit a new socket with the same number.
         // SAFETY: shutting down a socket we own; no effect on memory.
         unsafe { libc::shutdown(c.fd, libc::SHUT_WR) };
         if !c.recv_armed {
@@ -779,11 +785,15 @@ impl Worker {
         if c.phase == Phase::Closing {
             return;
         }
+        let clean = c.phase == Phase::Lingering && c.peer_eof;
         c.phase = Phase::Closing;
         c.inbuf = Vec::new();
-        // SAFETY: shutting down a socket we own; no effect on memory.
-        unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
-        let (recv, poll, gen) = (c.recv_armed, c.poll_inflight, c.gen);
+        let (recv, poll, gen, fd) = (c.recv_armed, c.poll_inflight, c.gen, c.fd);
+        if !clean || recv || poll || c.send_inflight {
+            // SAFETY: shutting down a socket we own; no effect on memory. Done at once, so
+            // that the operations still waiting on it complete now.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
         if recv {
             self.cancel(Key::new(Op::Recv, slot, gen));
         }

@@ -17,9 +17,6 @@ use std::rc::Rc;
 use super::open::{fstat, read_all, status_for_errno, Root};
 use crate::http::date::{format_http_date, HTTP_DATE_LEN};
 
-/// Files up to this size are read into memory once and sent from there with their header in one
-/// send; larger ones go out with sendfile(2). See `bench/` figures quoted in README.md.
-pub const INLINE_MAX: u64 = 64 * 1024;
 
 /// What identifies one version of a file: if any of these change, the cached entry is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,12 +94,20 @@ pub struct FileCache {
     max_entries: usize,
     max_bytes: u64,
     bytes: u64,
+    /// Files up to this size are kept in memory (`--inline-max`); see README.md for the figures.
+    inline_max: u64,
     valid_ms: u64,
     cache_control: Option<Box<[u8]>>,
 }
 
 impl FileCache {
-    pub fn new(max_entries: usize, max_bytes: u64, valid_ms: u64, cache_control: Option<&str>) -> FileCache {
+    pub fn new(
+        max_entries: usize,
+        max_bytes: u64,
+        inline_max: u64,
+        valid_ms: u64,
+        cache_control: Option<&str>,
+    ) -> FileCache {
         FileCache {
             map: HashMap::with_capacity_and_hasher(max_entries.min(65536), Default::default()),
             nodes: Vec::new(),
@@ -112,6 +117,7 @@ impl FileCache {
             max_entries: max_entries.max(1),
             max_bytes,
             bytes: 0,
+            inline_max,
             valid_ms,
             cache_control: cache_control.map(|v| format!("Cache-Control: {v}\r\n").into_bytes().into()),
         }
@@ -179,7 +185,11 @@ impl FileCache {
 
     fn file_entry(&mut self, fd: OwnedFd, mut st: libc::stat, path: &[u8]) -> io::Result<FileEntry> {
         let mut body = None;
-        if (st.st_size as u64) <= INLINE_MAX {
+        // Only while the memory budget has room: once it is full, further files are sent from the
+        // page cache with sendfile instead of evicting (and later re-reading) other files' bytes,
+        // which a working set larger than the budget would otherwise do on every miss.
+        let size = st.st_size as u64;
+        if size <= self.inline_max && self.bytes + size <= self.max_bytes {
             // Read, then check the file did not change while we read, so a response never mixes
             // two versions. A file rewritten in place continuously gets a few tries, then is
             // streamed from its fd (sendfile stops at the end it finds).
@@ -234,10 +244,6 @@ impl FileCache {
 
     fn insert(&mut self, key: &[u8], value: Lookup, now_ms: u64) {
         let bytes = entry_bytes(&value);
-        if bytes > self.max_bytes {
-            // Too big to keep in memory at all: serve it this once without caching.
-            return;
-        }
         while self.map.len() >= self.max_entries || self.bytes + bytes > self.max_bytes {
             if self.tail == NIL {
                 break;
@@ -410,7 +416,7 @@ mod tests {
         std::fs::write(d.join("b.txt"), b"bb").unwrap();
         std::fs::create_dir(d.join("sub")).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(2, 1 << 20, 1000, None);
+        let mut c = FileCache::new(2, 1 << 20, 64 << 10, 1000, None);
         match c.lookup(&root, b"/a.txt", 0) {
             Lookup::File(f) => {
                 assert_eq!(f.size, 3);
@@ -431,7 +437,7 @@ mod tests {
         let d = tmpdir("fresh");
         std::fs::write(d.join("f"), b"old").unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(10, 1 << 20, 100, None);
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, None);
         let Lookup::File(a) = c.lookup(&root, b"/f", 0) else { panic!() };
         std::fs::write(d.join("f.new"), b"newer").unwrap();
         std::fs::rename(d.join("f.new"), d.join("f")).unwrap();
@@ -451,7 +457,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("secret"), d.join("link")).unwrap();
         std::os::unix::fs::symlink("../", d.join("up")).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(10, 1 << 20, 100, None);
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, None);
         assert!(matches!(c.lookup(&root, b"/link", 0), Lookup::Status(403)));
         assert!(matches!(c.lookup(&root, b"/up/x", 0), Lookup::Status(403 | 404)));
         let _ = std::fs::remove_dir_all(&d);
@@ -459,16 +465,23 @@ mod tests {
     }
 
     #[test]
-    fn byte_budget_evicts() {
+    fn byte_budget_bounds_memory_without_thrashing() {
         let d = tmpdir("bytes");
         std::fs::write(d.join("a"), vec![1u8; 600]).unwrap();
         std::fs::write(d.join("b"), vec![2u8; 600]).unwrap();
+        std::fs::write(d.join("big"), vec![3u8; 5000]).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(100, 1000, 1000, None);
-        let _ = c.lookup(&root, b"/a", 0);
-        let _ = c.lookup(&root, b"/b", 0);
+        let mut c = FileCache::new(100, 1000, 4096, 1000, None);
+        let Lookup::File(a) = c.lookup(&root, b"/a", 0) else { panic!() };
+        assert!(matches!(a.body, Body::Memory(_)));
+        // The budget is full: b is served from its fd, and a stays cached in memory.
+        let Lookup::File(b) = c.lookup(&root, b"/b", 0) else { panic!() };
+        assert!(matches!(b.body, Body::Fd(_)));
         assert_eq!(c.memory_bytes(), 600);
-        assert_eq!(c.len(), 1);
+        assert_eq!(c.len(), 2);
+        // Above --inline-max: always from the fd.
+        let Lookup::File(big) = c.lookup(&root, b"/big", 0) else { panic!() };
+        assert!(matches!(big.body, Body::Fd(_)));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -25,6 +25,9 @@ pub enum Op {
     Cancel = 7,
     /// A batch of access-log lines being written.
     LogWrite = 8,
+    /// The close of a connection's socket, submitted and forgotten: batched with the other
+    /// submissions instead of costing a system call of its own.
+    Teardown = 9,
 }
 
 impl Op {
@@ -38,6 +41,7 @@ impl Op {
             6 => Op::Signal,
             7 => Op::Cancel,
             8 => Op::LogWrite,
+            9 => Op::Teardown,
             _ => return None,
         })
     }
@@ -80,7 +84,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Tick, Op::Signal, Op::Cancel, Op::LogWrite] {
+        for op in [Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Tick, Op::Signal, Op::Cancel, Op::LogWrite, Op::Teardown] {
             let k = Key::new(op, 0xdead_beef, 0x0123_4567);
             let d = Key::decode(k.encode()).unwrap();
             assert_eq!(d, k);

@@ -68,6 +68,7 @@ pub fn probe(ring: &IoUring) -> Result<(), String> {
         (opcode::PollAdd::CODE, "poll"),
         (opcode::Timeout::CODE, "timeout"),
         (opcode::AsyncCancel::CODE, "cancel"),
+        (opcode::Close::CODE, "close"),
     ];
     let missing: Vec<&str> = needed.iter().filter(|(c, _)| !p.is_supported(*c)).map(|(_, n)| *n).collect();
     if !missing.is_empty() {
