@@ -83,6 +83,11 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
     pub inline_max: u64,
 
+    /// How bodies larger than --inline-max leave: `sendfile` (one call per chunk) or `splice`
+    /// (file -> pipe -> socket through a small per-worker pool of pipes). See README.md.
+    #[arg(long, value_name = "HOW", default_value = "sendfile", value_enum)]
+    pub large_body: LargeBody,
+
     /// Seconds a client has to send a complete request head.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub header_timeout: Duration,
@@ -114,6 +119,12 @@ pub enum ControlSignal {
     Quit,
     /// SIGTERM: graceful stop (a second one stops at once).
     Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LargeBody {
+    Sendfile,
+    Splice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +220,7 @@ pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
 /// Options a config file may set (the rest are command-line only).
 const FILE_OPTIONS: &[&str] = &[
     "root", "listen", "workers", "cache-valid", "cache-control", "serve-dotfiles", "max-connections",
-    "cache-entries", "cache-bytes", "inline-max", "header-timeout", "keepalive-timeout", "send-timeout",
+    "cache-entries", "cache-bytes", "inline-max", "large-body", "header-timeout", "keepalive-timeout", "send-timeout",
     "shutdown-timeout", "pid-file", "access-log", "error-log",
 ];
 
@@ -343,6 +354,7 @@ pub struct ServeConfig {
     pub cache_entries: u32,
     pub cache_bytes: u64,
     pub inline_max: u64,
+    pub large_body: LargeBody,
     pub header_timeout_ms: u64,
     pub keepalive_timeout_ms: u64,
     pub send_timeout_ms: u64,
@@ -360,6 +372,7 @@ impl From<&Cli> for ServeConfig {
             cache_entries: c.cache_entries,
             cache_bytes: c.cache_bytes,
             inline_max: c.inline_max,
+            large_body: c.large_body,
             header_timeout_ms: ms(c.header_timeout),
             keepalive_timeout_ms: ms(c.keepalive_timeout),
             send_timeout_ms: ms(c.send_timeout),

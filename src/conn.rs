@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-use crate::files::body::Chunk;
+use crate::files::body::{Chunk, Pipe};
 
 /// Most memory chunks gathered into one sendmsg.
 pub const MAX_IOV: usize = 16;
@@ -50,6 +50,8 @@ pub struct Conn {
     pub idle_since_ms: u64,
     /// The client's address as text, kept only when the access log is on.
     pub peer: Option<Box<[u8]>>,
+    /// The pipe of a splice transfer in flight (`--large-body splice`), from the worker's pool.
+    pub pipe: Option<Pipe>,
     /// Kept here so their address is stable while a sendmsg is in flight (the Conn is boxed).
     pub iov: [libc::iovec; MAX_IOV],
     pub msg: libc::msghdr,
@@ -74,6 +76,7 @@ impl Conn {
             head_started: false,
             idle_since_ms: 0,
             peer: None,
+            pipe: None,
             iov: [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_IOV],
             // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
             msg: unsafe { std::mem::zeroed() },

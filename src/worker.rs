@@ -16,7 +16,8 @@ use crate::accesslog::AccessLog;
 use crate::config::{Cli, ServeConfig};
 use crate::scoreboard::{WorkerSlot, ACCEPTING, DRAINING};
 use crate::conn::{consume, Conn, Phase, MAX_IOV};
-use crate::files::body::{sendfile, Chunk, SendfileOutcome};
+use crate::config::LargeBody;
+use crate::files::body::{sendfile, splice_step, Chunk, PipePool, SendfileOutcome, SpliceOutcome};
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
 use crate::http::date::{format_http_date, HTTP_DATE_LEN};
@@ -43,6 +44,8 @@ const MAX_INBUF: usize = 64 * 1024;
 const LINGER_MS: u64 = 5_000;
 /// How much one connection may sendfile before letting the others run.
 const SENDFILE_BUDGET: u64 = 4 << 20;
+/// Pipe size for splice transfers (F_SETPIPE_SZ; 1 MiB is the default pipe-max-size).
+const PIPE_SIZE: usize = 1 << 20;
 const TICK_MS: u64 = 250;
 /// While draining, a keep-alive connection idle this long with nothing in its receive queue is
 /// closed; one that is busy (a request on the wire) is answered with `Connection: close` first.
@@ -115,6 +118,7 @@ pub struct Worker {
     access_log: Option<AccessLog>,
     error_log: Option<std::path::PathBuf>,
     requests: u64,
+    pipes: PipePool,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -204,6 +208,7 @@ pub fn run(cli: &Cli) -> i32 {
         access_log,
         error_log: cli.error_log.clone(),
         requests: 0,
+        pipes: PipePool::new(PIPE_SIZE),
     };
     w.event_loop()
 }
@@ -386,7 +391,10 @@ impl Worker {
         if !done {
             return;
         }
-        let c = self.conns[slot as usize].take().expect("checked above");
+        let mut c = self.conns[slot as usize].take().expect("checked above");
+        if let Some(p) = c.pipe.take() {
+            self.pipes.give(p); // kept only if empty
+        }
         // No operation refers to the fd any more (checked above). The close rides with the next
         // submission and runs inline there (sockets have no ->flush, so it is never punted to
         // io-wq); until it runs the number stays taken, so no new socket can be confused with it.
@@ -647,6 +655,39 @@ impl Worker {
             let Some(front) = c.out.front() else {
                 return self.progress(slot);
             };
+            if let (Chunk::File { .. }, LargeBody::Splice) = (front, self.cfg.large_body) {
+                if c.pipe.is_none() {
+                    match self.pipes.take() {
+                        Ok(p) => c.pipe = Some(p),
+                        Err(e) => {
+                            eprintln!("ringstatic: pipe for splice: {e}");
+                            return self.begin_close(slot);
+                        }
+                    }
+                }
+                let pipe = c.pipe.as_mut().expect("just set");
+                let Some(Chunk::File { fd, offset, end }) = c.out.front_mut() else { unreachable!() };
+                if *offset == *end && pipe.filled == 0 {
+                    c.out.pop_front();
+                    if !matches!(c.out.front(), Some(Chunk::File { .. })) {
+                        let p = c.pipe.take().expect("held");
+                        self.pipes.give(p);
+                    }
+                    continue;
+                }
+                match splice_step(c.fd, pipe, fd, *offset, *end - *offset) {
+                    SpliceOutcome::Pulled(n) => *offset += n,
+                    SpliceOutcome::Delivered(n) => {
+                        budget = budget.saturating_sub(n);
+                        if budget == 0 {
+                            return self.wait_writable(slot);
+                        }
+                    }
+                    SpliceOutcome::WouldBlock => return self.wait_writable(slot),
+                    SpliceOutcome::FileShrank | SpliceOutcome::Failed(_) => return self.begin_close(slot),
+                }
+                continue;
+            }
             if let Chunk::File { fd, offset, end } = front {
                 match sendfile(c.fd, fd, *offset, end - offset) {
                     SendfileOutcome::Sent(n) => {

@@ -82,3 +82,100 @@ pub fn sendfile(sock: RawFd, fd: &OwnedFd, offset: u64, len: u64) -> SendfileOut
         }
     }
 }
+
+/// A pipe for splice(2) file -> pipe -> socket, held by a connection only while a transfer is in
+/// flight. `filled` bytes were taken from the file but not yet sent: such a pipe is never reused
+/// by another connection (it is closed instead).
+pub struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
+    pub filled: usize,
+    size: usize,
+}
+
+/// The worker's idle pipes (never one pipe per connection).
+pub struct PipePool {
+    idle: Vec<Pipe>,
+    size: usize,
+}
+
+/// Idle pipes kept for reuse; more are closed.
+const MAX_IDLE_PIPES: usize = 32;
+
+impl PipePool {
+    pub fn new(size: usize) -> PipePool {
+        PipePool { idle: Vec::new(), size }
+    }
+
+    pub fn take(&mut self) -> io::Result<Pipe> {
+        if let Some(p) = self.idle.pop() {
+            return Ok(p);
+        }
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 fills the two-element array; the fds are wrapped at once.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fresh fds owned by nobody else.
+        let (r, w) = unsafe { (<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]), <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1])) };
+        // SAFETY: F_SETPIPE_SZ on our pipe; the kernel rounds up or refuses (then the default stays).
+        let got = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, self.size as libc::c_int) };
+        let size = if got > 0 { got as usize } else { 65536 };
+        Ok(Pipe { r, w, filled: 0, size })
+    }
+
+    pub fn give(&mut self, p: Pipe) {
+        if p.filled == 0 && self.idle.len() < MAX_IDLE_PIPES {
+            self.idle.push(p);
+        }
+    }
+}
+
+/// What one splice step achieved.
+pub enum SpliceOutcome {
+    /// `n` bytes went from the pipe to the socket.
+    Delivered(u64),
+    /// `n` bytes went from the file into the pipe.
+    Pulled(u64),
+    WouldBlock,
+    FileShrank,
+    Failed(io::Error),
+}
+
+/// One step of file -> pipe -> socket: drain the pipe if it holds anything, else refill it from
+/// the file at `offset` (at most `len` bytes). Never sends a count it did not get: a short
+/// file -> pipe splice just leaves less in the pipe.
+pub fn splice_step(sock: RawFd, pipe: &mut Pipe, fd: &OwnedFd, offset: u64, len: u64) -> SpliceOutcome {
+    let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
+    loop {
+        let n = if pipe.filled > 0 {
+            // SAFETY: splice between two fds we own; no user memory is touched.
+            unsafe {
+                libc::splice(pipe.r.as_raw_fd(), std::ptr::null_mut(), sock, std::ptr::null_mut(), pipe.filled, flags | libc::SPLICE_F_MORE)
+            }
+        } else {
+            let mut off = offset as libc::loff_t;
+            let want = (len as usize).min(pipe.size);
+            // SAFETY: as above; `off` is a valid in/out offset.
+            unsafe { libc::splice(fd.as_raw_fd(), &mut off, pipe.w.as_raw_fd(), std::ptr::null_mut(), want, flags) }
+        };
+        if n > 0 {
+            return if pipe.filled > 0 {
+                pipe.filled -= n as usize;
+                SpliceOutcome::Delivered(n as u64)
+            } else {
+                pipe.filled = n as usize;
+                SpliceOutcome::Pulled(n as u64)
+            };
+        }
+        if n == 0 {
+            return if pipe.filled > 0 { SpliceOutcome::WouldBlock } else { SpliceOutcome::FileShrank };
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return SpliceOutcome::WouldBlock,
+            _ => return SpliceOutcome::Failed(e),
+        }
+    }
+}
