@@ -40,6 +40,9 @@ pub struct Conn {
     pub poll_inflight: bool,
     /// The response being written is the last one on this connection.
     pub close_after_write: bool,
+    /// After that last response, wait for the client's FIN before closing (a refused request's
+    /// unread bytes would otherwise turn the close into a reset).
+    pub must_linger: bool,
     /// The client shut down its side (recv returned 0).
     pub peer_eof: bool,
     /// When the current timeout (head, keep-alive, send or linger) expires, monotonic ms.
@@ -71,6 +74,7 @@ impl Conn {
             send_inflight: false,
             poll_inflight: false,
             close_after_write: false,
+            must_linger: false,
             peer_eof: false,
             deadline_ms,
             head_started: false,

@@ -802,7 +802,9 @@ impl Worker {
     fn start_linger(&mut self, slot: u32) {
         let now = self.clock.now_ms;
         let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
-        if c.peer_eof {
+        if c.peer_eof || (!c.must_linger && c.inbuf.is_empty()) {
+            // The client asked for the close (or is gone) and sent nothing we did not read:
+            // close now, as nginx does, instead of waiting for its FIN.
             return self.begin_close(slot);
         }
         c.phase = Phase::Lingering;
@@ -832,14 +834,18 @@ impl Worker {
         let (recv, poll, gen, fd) = (c.recv_armed, c.poll_inflight, c.gen, c.fd);
         if !clean || recv || poll || c.send_inflight {
             // SAFETY: shutting down a socket we own; no effect on memory. Done at once, so
-            // that the operations still waiting on it complete now.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-        }
-        if recv {
-            self.cancel(Key::new(Op::Recv, slot, gen));
-        }
-        if poll {
-            self.cancel(Key::new(Op::Writable, slot, gen));
+            // that the operations still waiting on it complete now: a pending recv with 0, a
+            // poll with POLLHUP, a send with EPIPE.
+            let r = unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            if r < 0 {
+                // Not connected any more (reset): nothing wakes them, so cancel them.
+                if recv {
+                    self.cancel(Key::new(Op::Recv, slot, gen));
+                }
+                if poll {
+                    self.cancel(Key::new(Op::Writable, slot, gen));
+                }
+            }
         }
         self.try_free(slot);
     }
@@ -1065,6 +1071,10 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
                 *log.requests += 1;
                 if respond(&req, ctx, &mut c.out) == Disposition::Close {
                     c.close_after_write = true;
+                    // A refused request may be followed by bytes we will never read (its body):
+                    // closing with them unread would reset the connection and could destroy our
+                    // answer in the client's buffers. Linger for those.
+                    c.must_linger = req.has_body || ctx.status >= 400;
                 }
                 if let Some(l) = log.log.as_deref_mut() {
                     let line = request_line(&buf[pos..pos + used]);
@@ -1076,6 +1086,7 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
             Err(e) => {
                 let bytes = write_error(e.status(), b"", false, Version::Http11, false, ctx.date, &mut c.out);
                 c.close_after_write = true;
+                c.must_linger = true;
                 *log.requests += 1;
                 if let Some(l) = log.log.as_deref_mut() {
                     let line = request_line(&buf[pos..buf.len().min(pos + 1024)]);
