@@ -40,7 +40,18 @@ pub fn main_entry() -> i32 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let loaded = match config::load(&args) {
         Ok(l) => l,
-        Err(e) => e.exit(), // clap's message; exit 2 for usage errors, 0 for --help/--version
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let checking = args.iter().any(|a| a == "-t" || a == "--test-config");
+            if checking && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                // `-t` answers "is this configuration valid?": no is exit 1, with one line.
+                let msg = e.to_string();
+                let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid configuration");
+                eprintln!("ringstatic: configuration invalid: {}", line.trim_start_matches("error: "));
+                return 1;
+            }
+            e.exit() // clap's message; exit 2 for usage errors, 0 for --help/--version
+        }
     };
     if loaded.cli.worker.is_some() {
         return worker::run(&loaded.cli);

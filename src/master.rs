@@ -578,8 +578,9 @@ impl Master {
                     0 => {}
                     _ => libc::_exit(0),
                 }
-                // Its own session, so a terminal's signals reach only one master.
-                libc::setsid();
+                // Its own process group, so Ctrl-C in a terminal reaches only the old master.
+                // (Not a new session: that would also put it in a new scheduler autogroup.)
+                libc::setpgid(0, 0);
                 Ok(())
             });
         }

@@ -278,7 +278,9 @@ impl Worker {
                 }
             }
             self.flush_log(false);
-            if self.exit_now || (self.draining && self.live == 0) {
+            if self.exit_now || (self.draining && self.live == 0 && self.listeners.iter().all(|l| !l.armed)) {
+                // Not before every accept has ended: one still armed when the ring is torn
+                // down could take a connection from the shared socket and lose it.
                 return 0;
             }
         }
@@ -371,6 +373,7 @@ impl Worker {
         let gen = self.gens[slot as usize];
         let deadline = self.clock.now_ms + self.cfg.header_timeout_ms;
         let mut conn = Box::new(Conn::new(fd, gen, deadline));
+        conn.idle_since_ms = self.clock.now_ms;
         if self.access_log.is_some() {
             conn.peer = peer_text(fd);
         }
@@ -449,12 +452,9 @@ impl Worker {
             self.listeners[i].armed = false;
         }
         if res >= 0 {
-            if self.draining {
-                // SAFETY: a socket we were just given and nobody else knows about.
-                unsafe { libc::close(res) };
-            } else {
-                self.add_conn(res);
-            }
+            // Also while draining, until the cancelled accept ends: the client has connected and
+            // may have sent its request; it gets its answer (with Connection: close), not a reset.
+            self.add_conn(res);
         } else {
             match -res {
                 libc::ECANCELED | libc::EINTR | libc::EAGAIN | libc::ECONNABORTED => {}
