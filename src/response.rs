@@ -25,8 +25,9 @@ pub struct Ctx<'a> {
     pub cache: &'a mut FileCache,
     pub root: &'a Root,
     pub cfg: &'a ServeConfig,
-    /// Current IMF-fixdate, refreshed once per second by the worker.
+    /// Current IMF-fixdate, refreshed once per second by the worker, and its second.
     pub date: &'a [u8],
+    pub date_secs: i64,
     pub now_ms: u64,
     /// The worker is stopping: every response says `Connection: close`.
     pub draining: bool,
@@ -99,6 +100,23 @@ fn file(
         _ => RangeDecision::Full,
     };
     match ranges {
+        RangeDecision::Full if keep && req.version == Version::Http11 => {
+            if let Body::Memory(m) = &f.body {
+                // The hot path: a prebuilt response, one slice, nothing to format.
+                let (buf, head_len) = m.response(ctx.date_secs, ctx.date);
+                let end = if head_only { head_len } else { buf.len() };
+                out.push_back(Chunk::Shared { buf, pos: 0, end });
+                ctx.status = 200;
+                ctx.body_bytes = if head_only { 0 } else { f.size };
+                return disposition(keep);
+            }
+            let mut h = status_line(200, ctx);
+            entity_headers(&mut h, f, f.size);
+            finish_head(&mut h, keep, req.version);
+            push_with_body(out, h, f, 0, f.size, head_only);
+            ctx.status = 200;
+            ctx.body_bytes = if head_only { 0 } else { f.size };
+        }
         RangeDecision::Full => {
             let mut h = status_line(200, ctx);
             entity_headers(&mut h, f, f.size);
@@ -186,8 +204,9 @@ fn push_with_body(out: &mut VecDeque<Chunk>, mut head: Vec<u8>, f: &FileEntry, s
         return;
     }
     match &f.body {
-        Body::Memory(bytes) => {
-            let (s, e) = (start as usize, (end as usize).min(bytes.len()));
+        Body::Memory(m) => {
+            let (bytes, at) = m.body();
+            let (s, e) = (at + start as usize, (at + end as usize).min(bytes.len()));
             if e - s <= COPY_BODY_MAX {
                 head.extend_from_slice(&bytes[s..e]);
                 out.push_back(Chunk::Owned { buf: head, pos: 0 });

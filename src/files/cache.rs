@@ -56,10 +56,69 @@ pub struct FileEntry {
 }
 
 pub enum Body {
-    /// Small files: the bytes themselves (the fd is closed right after reading).
-    Memory(Rc<[u8]>),
+    /// Small files: a complete `200` response, head and bytes (the fd is closed after reading).
+    Memory(Prebuilt),
     /// Large files: the open fd, sent with sendfile(2).
     Fd(Rc<OwnedFd>),
+}
+
+/// Room a prebuilt head takes at most (its header lines are bounded: a Cache-Control value is
+/// a command-line string, the rest have fixed sizes).
+const PREBUILT_HEAD_MAX: u64 = 512;
+
+/// A small file's whole `200 OK` response for the common case (HTTP/1.1, keep-alive, GET),
+/// head and body in one buffer, so a hit is one send of one slice with nothing to format. Only
+/// the Date changes: it is patched in place once a second (or the buffer copied, if a send in
+/// flight still holds it). Other responses (ranges, HEAD, HTTP/1.0, closing) use `body()`.
+pub struct Prebuilt {
+    buf: std::cell::RefCell<Rc<[u8]>>,
+    /// Where the body starts.
+    head_len: usize,
+    /// Where the 29 bytes of the Date value are.
+    date_at: usize,
+    /// The second the Date in `buf` says.
+    date_secs: std::cell::Cell<i64>,
+}
+
+impl Prebuilt {
+    fn new(head: Vec<u8>, date_at: usize, bytes: &[u8]) -> Prebuilt {
+        let head_len = head.len();
+        let mut v = head;
+        v.extend_from_slice(bytes);
+        Prebuilt { buf: std::cell::RefCell::new(Rc::from(v)), head_len, date_at, date_secs: std::cell::Cell::new(i64::MIN) }
+    }
+
+    /// The response with today's Date; `(buffer, head length)`.
+    pub fn response(&self, date_secs: i64, date: &[u8]) -> (Rc<[u8]>, usize) {
+        if self.date_secs.get() != date_secs && date.len() == HTTP_DATE_LEN {
+            let mut b = self.buf.borrow_mut();
+            let range = self.date_at..self.date_at + HTTP_DATE_LEN;
+            match Rc::get_mut(&mut b) {
+                Some(bytes) => bytes[range].copy_from_slice(date),
+                None => {
+                    // A send in flight still reads the old buffer: it keeps it; we take a copy.
+                    let mut v = b.to_vec();
+                    v[range].copy_from_slice(date);
+                    *b = Rc::from(v);
+                }
+            }
+            self.date_secs.set(date_secs);
+        }
+        (self.buf.borrow().clone(), self.head_len)
+    }
+
+    /// The file's bytes: `(buffer, offset of the first byte)`.
+    pub fn body(&self) -> (Rc<[u8]>, usize) {
+        (self.buf.borrow().clone(), self.head_len)
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The outcome of looking a path up.
@@ -189,7 +248,8 @@ impl FileCache {
         // page cache with sendfile instead of evicting (and later re-reading) other files' bytes,
         // which a working set larger than the budget would otherwise do on every miss.
         let size = st.st_size as u64;
-        if size <= self.inline_max && self.bytes + size <= self.max_bytes {
+        // (The prebuilt head adds a few hundred bytes to each.)
+        if size <= self.inline_max && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes {
             // Read, then check the file did not change while we read, so a response never mixes
             // two versions. A file rewritten in place continuously gets a few tries, then is
             // streamed from its fd (sendfile stops at the end it finds).
@@ -204,13 +264,12 @@ impl FileCache {
                 };
                 let after = fstat(fd.as_raw_fd())?;
                 if Version::of(&after) == Version::of(&st) {
-                    body = Some(Body::Memory(Rc::from(bytes)));
+                    body = Some(bytes);
                     break;
                 }
                 st = after;
             }
         }
-        let body = body.unwrap_or_else(|| Body::Fd(Rc::new(fd)));
         let version = Version::of(&st);
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
         let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
@@ -231,11 +290,29 @@ impl FileCache {
         } else {
             path
         };
+        let content_type = crate::mime::content_type(named);
+        let body = match body {
+            Some(bytes) => {
+                let mut h = Vec::with_capacity(256);
+                h.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: ");
+                let date_at = h.len();
+                h.extend_from_slice(&[b' '; HTTP_DATE_LEN]);
+                h.extend_from_slice(b"\r\nContent-Type: ");
+                h.extend_from_slice(content_type.as_bytes());
+                h.extend_from_slice(b"\r\nContent-Length: ");
+                crate::response::push_u64(&mut h, bytes.len() as u64);
+                h.extend_from_slice(b"\r\n");
+                h.extend_from_slice(&v);
+                h.extend_from_slice(b"\r\n");
+                Body::Memory(Prebuilt::new(h, date_at, &bytes))
+            }
+            None => Body::Fd(Rc::new(fd)),
+        };
         Ok(FileEntry {
             size: st.st_size as u64,
             mtime: st.st_mtime,
             etag: etag.into(),
-            content_type: crate::mime::content_type(named),
+            content_type,
             validators: v.into(),
             body,
             version,
@@ -420,7 +497,20 @@ mod tests {
         match c.lookup(&root, b"/a.txt", 0) {
             Lookup::File(f) => {
                 assert_eq!(f.size, 3);
-                assert!(matches!(&f.body, Body::Memory(b) if &b[..] == b"aaa"));
+                let Body::Memory(m) = &f.body else { panic!("small files live in memory") };
+                let (buf, at) = m.body();
+                assert_eq!(&buf[at..], b"aaa");
+                let (resp, _) = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
+                let text = String::from_utf8_lossy(&resp).into_owned();
+                assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+                assert!(text.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), "{text}");
+                assert!(text.contains("\r\nContent-Length: 3\r\n"), "{text}");
+                assert!(text.ends_with("\r\n\r\naaa"), "{text}");
+                // A send in flight keeps its buffer; the next second gets a fresh copy.
+                let (held, _) = m.response(784111778, b"Sun, 06 Nov 1994 08:49:38 GMT");
+                let (next, _) = m.response(784111779, b"Sun, 06 Nov 1994 08:49:39 GMT");
+                assert!(String::from_utf8_lossy(&held).contains("08:49:38"));
+                assert!(String::from_utf8_lossy(&next).contains("08:49:39"));
             }
             _ => panic!("expected a file"),
         }
@@ -428,7 +518,8 @@ mod tests {
         assert!(matches!(c.lookup(&root, b"/nope", 0), Lookup::Status(404)));
         assert_eq!(c.len(), 2, "bounded by entry count");
         assert!(matches!(c.lookup(&root, b"/b.txt", 0), Lookup::File(_)));
-        assert_eq!(c.memory_bytes() <= 5, true);
+        // Two small files in memory (their prebuilt heads included); the evicted one no longer counts.
+        assert!(c.memory_bytes() < 2 * 512, "{}", c.memory_bytes());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -471,13 +562,14 @@ mod tests {
         std::fs::write(d.join("b"), vec![2u8; 600]).unwrap();
         std::fs::write(d.join("big"), vec![3u8; 5000]).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(100, 1000, 4096, 1000, None);
+        let mut c = FileCache::new(100, 1500, 4096, 1000, None);
         let Lookup::File(a) = c.lookup(&root, b"/a", 0) else { panic!() };
         assert!(matches!(a.body, Body::Memory(_)));
         // The budget is full: b is served from its fd, and a stays cached in memory.
         let Lookup::File(b) = c.lookup(&root, b"/b", 0) else { panic!() };
         assert!(matches!(b.body, Body::Fd(_)));
-        assert_eq!(c.memory_bytes(), 600);
+        let Body::Memory(m) = &a.body else { panic!() };
+        assert_eq!(c.memory_bytes(), m.len() as u64);
         assert_eq!(c.len(), 2);
         // Above --inline-max: always from the fd.
         let Lookup::File(big) = c.lookup(&root, b"/big", 0) else { panic!() };
