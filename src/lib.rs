@@ -13,7 +13,7 @@
 //! - `ring`     io_uring plumbing: ring flags, feature probe, typed completion keys, buffer ring
 //! - `conn`     one connection's state and output queue
 //! - `http`     pure HTTP: request head parsing and limits, target decoding and normalisation,
-//!              Range, conditional requests, dates, status texts and error pages
+//!   Range, conditional requests, dates, status texts and error pages
 //! - `response` deciding the response for a parsed request and writing its chunks
 //! - `files`    opening beneath the root, the per-worker open-file cache, body chunks and sendfile
 //! - `mime`     Content-Type by file extension

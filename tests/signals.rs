@@ -299,7 +299,7 @@ fn usr1_after_moving_log_reopens() {
     for (path, phase) in [(&rotated, 1), (&log, 2)] {
         let got = lines(path);
         assert_eq!(got.len(), N, "{} has {} lines, expected {}:\n{}", path.display(), got.len(), N, got.join("\n"));
-        let mut seen = vec![false; N];
+        let mut seen = [false; N];
         for l in &got {
             assert!(
                 l.starts_with("127.0.0.1 - - [") && l.contains(" +0000] \"GET /small.txt?phase=")
