@@ -100,28 +100,18 @@ fn file(
         _ => RangeDecision::Full,
     };
     match ranges {
-        RangeDecision::Full if keep && req.version == Version::Http11 => {
-            if let Body::Memory(m) = &f.body {
+        RangeDecision::Full => {
+            if let (true, Version::Http11, Body::Memory(m)) = (keep, req.version, &f.body) {
                 // The hot path: a prebuilt response, one slice, nothing to format.
                 let (buf, head_len) = m.response(ctx.date_secs, ctx.date);
                 let end = if head_only { head_len } else { buf.len() };
                 out.push_back(Chunk::Shared { buf, pos: 0, end });
-                ctx.status = 200;
-                ctx.body_bytes = if head_only { 0 } else { f.size };
-                return disposition(keep);
+            } else {
+                let mut h = status_line(200, ctx);
+                entity_headers(&mut h, f, f.size);
+                finish_head(&mut h, keep, req.version);
+                push_with_body(out, h, f, 0, f.size, head_only);
             }
-            let mut h = status_line(200, ctx);
-            entity_headers(&mut h, f, f.size);
-            finish_head(&mut h, keep, req.version);
-            push_with_body(out, h, f, 0, f.size, head_only);
-            ctx.status = 200;
-            ctx.body_bytes = if head_only { 0 } else { f.size };
-        }
-        RangeDecision::Full => {
-            let mut h = status_line(200, ctx);
-            entity_headers(&mut h, f, f.size);
-            finish_head(&mut h, keep, req.version);
-            push_with_body(out, h, f, 0, f.size, head_only);
             ctx.status = 200;
             ctx.body_bytes = if head_only { 0 } else { f.size };
         }

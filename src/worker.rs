@@ -97,11 +97,10 @@ pub struct Worker {
     gens: Vec<u32>,
     free: Vec<u32>,
     live: usize,
-    cache: FileCache,
-    root: Root,
+    /// What the request path needs besides the connection: cache, root, log, counters.
+    site: Site,
     cfg: ServeConfig,
     clock: Clock,
-    boundary: String,
     /// Lives in a Box so its address stays fixed while the Timeout that reads it is in flight.
     tick_ts: Box<types::Timespec>,
     sigfd: RawFd,
@@ -115,9 +114,7 @@ pub struct Worker {
     cqes: Vec<(u64, i32, u32)>,
     /// Our slot in the master's scoreboard (None if it could not be mapped).
     board: Option<WorkerSlot>,
-    access_log: Option<AccessLog>,
     error_log: Option<std::path::PathBuf>,
-    requests: u64,
     pipes: PipePool,
 }
 
@@ -191,11 +188,9 @@ pub fn run(cli: &Cli) -> i32 {
         gens: Vec::new(),
         free: Vec::new(),
         live: 0,
-        cache,
-        root,
+        site: Site { cache, root, boundary, access_log, requests: 0 },
         cfg,
         clock,
-        boundary,
         tick_ts: Box::new(types::Timespec::new().nsec((TICK_MS * 1_000_000) as u32)),
         sigfd,
         draining: false,
@@ -205,9 +200,7 @@ pub fn run(cli: &Cli) -> i32 {
         rearm: Vec::new(),
         cqes: Vec::with_capacity(1024),
         board,
-        access_log,
         error_log: cli.error_log.clone(),
-        requests: 0,
         pipes: PipePool::new(PIPE_SIZE),
     };
     w.event_loop()
@@ -288,7 +281,7 @@ impl Worker {
 
     /// Submits a batch of access-log lines if one is due (`tick`: whatever is pending).
     fn flush_log(&mut self, tick: bool) {
-        let Some(log) = &mut self.access_log else { return };
+        let Some(log) = &mut self.site.access_log else { return };
         if log.has_inflight() {
             return;
         }
@@ -303,7 +296,7 @@ impl Worker {
     }
 
     fn on_log_write(&mut self, res: i32) {
-        let Some(log) = &mut self.access_log else { return };
+        let Some(log) = &mut self.site.access_log else { return };
         if log.write_done(res) {
             if let Some((fd, ptr, len)) = log.next_write(false) {
                 let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
@@ -318,7 +311,7 @@ impl Worker {
     /// At exit: wait for the batch in flight, then write the rest directly. Nothing is lost.
     fn finish_log(&mut self) {
         let deadline = clock_ms(libc::CLOCK_MONOTONIC) + 5_000;
-        while self.access_log.as_ref().is_some_and(|l| l.has_inflight()) && clock_ms(libc::CLOCK_MONOTONIC) < deadline {
+        while self.site.access_log.as_ref().is_some_and(|l| l.has_inflight()) && clock_ms(libc::CLOCK_MONOTONIC) < deadline {
             if self.ring.submit_and_wait(1).is_err() {
                 break;
             }
@@ -332,7 +325,7 @@ impl Worker {
                 self.on_log_write(res);
             }
         }
-        if let Some(log) = &mut self.access_log {
+        if let Some(log) = &mut self.site.access_log {
             log.flush_sync();
         }
     }
@@ -374,7 +367,7 @@ impl Worker {
         let deadline = self.clock.now_ms + self.cfg.header_timeout_ms;
         let mut conn = Box::new(Conn::new(fd, gen, deadline));
         conn.idle_since_ms = self.clock.now_ms;
-        if self.access_log.is_some() {
+        if self.site.access_log.is_some() {
             conn.peer = peer_text(fd);
         }
         self.conns[slot as usize] = Some(conn);
@@ -505,7 +498,7 @@ impl Worker {
     fn on_recv(&mut self, key: Key, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         let slot = key.slot;
-        let Worker { conns, bufs, cache, root, cfg, clock, draining, boundary, access_log, requests, .. } = self;
+        let Worker { conns, bufs, site, cfg, clock, draining, .. } = self;
         let conn = match conns.get_mut(slot as usize) {
             Some(Some(c)) if key.is_current(c.gen) => c,
             _ => {
@@ -523,20 +516,7 @@ impl Worker {
         if res > 0 {
             if let Some(b) = bid {
                 if conn.phase == Phase::Open && !conn.close_after_write {
-                    let mut ctx = Ctx {
-                        cache,
-                        root,
-                        cfg,
-                        date: &clock.date,
-                        date_secs: clock.date_secs,
-                        now_ms: clock.now_ms,
-                        draining: *draining,
-                        boundary,
-                        status: 0,
-                        body_bytes: 0,
-                    };
-                    let mut log = Log { log: access_log.as_mut(), now_secs: clock.date_secs, requests };
-                    feed(conn, bufs.data(b, res as usize), &mut ctx, &mut log);
+                    site.feed(conn, bufs.data(b, res as usize), cfg, clock, *draining);
                 }
                 bufs.give_back(b);
             }
@@ -600,22 +580,9 @@ impl Worker {
                 return self.start_linger(slot);
             }
             if !c.inbuf.is_empty() && held_back_requests(c) {
-                let Worker { conns, cache, root, cfg, clock, draining, boundary, access_log, requests, .. } = &mut *self;
+                let Worker { conns, site, cfg, clock, draining, .. } = &mut *self;
                 let c = conns[slot as usize].as_deref_mut().expect("present");
-                let mut ctx = Ctx {
-                    cache,
-                    root,
-                    cfg,
-                    date: &clock.date,
-                    date_secs: clock.date_secs,
-                    now_ms: clock.now_ms,
-                    draining: *draining,
-                    boundary,
-                    status: 0,
-                    body_bytes: 0,
-                };
-                let mut log = Log { log: access_log.as_mut(), now_secs: clock.date_secs, requests };
-                feed(c, &[], &mut ctx, &mut log);
+                site.feed(c, &[], cfg, clock, *draining);
                 if !c.out.is_empty() || c.close_after_write {
                     continue;
                 }
@@ -893,7 +860,7 @@ impl Worker {
             let s = b.get();
             s.heartbeat.fetch_add(1, Relaxed);
             s.connections.store(self.live as u64, Relaxed);
-            s.requests.store(self.requests, Relaxed);
+            s.requests.store(self.site.requests, Relaxed);
         }
         self.flush_log(true);
         if self.should_accept() {
@@ -992,7 +959,7 @@ impl Worker {
                 Err(e) => eprintln!("ringstatic: cannot reopen error log {}: {e}", p.display()),
             }
         }
-        if let Some(l) = &mut self.access_log {
+        if let Some(l) = &mut self.site.access_log {
             l.reopen();
         }
     }
@@ -1024,6 +991,36 @@ fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
         _ => return None,
     };
     Some(ip.to_string().into_bytes().into_boxed_slice())
+}
+
+/// The worker's request-path state, apart from connections and the ring.
+struct Site {
+    cache: FileCache,
+    root: Root,
+    boundary: String,
+    access_log: Option<AccessLog>,
+    requests: u64,
+}
+
+impl Site {
+    /// Gives a connection's newly received bytes (or none, to resume held-back requests) to the
+    /// request path.
+    fn feed(&mut self, c: &mut Conn, data: &[u8], cfg: &ServeConfig, clock: &Clock, draining: bool) {
+        let mut ctx = Ctx {
+            cache: &mut self.cache,
+            root: &self.root,
+            cfg,
+            date: &clock.date,
+            date_secs: clock.date_secs,
+            now_ms: clock.now_ms,
+            draining,
+            boundary: &self.boundary,
+            status: 0,
+            body_bytes: 0,
+        };
+        let mut log = Log { log: self.access_log.as_mut(), now_secs: clock.date_secs, requests: &mut self.requests };
+        feed(c, data, &mut ctx, &mut log);
+    }
 }
 
 /// What the request path needs for the access log.
