@@ -165,7 +165,9 @@ fn parse_listening_line(line: &str) -> Option<SocketAddr> {
 }
 
 impl Server {
-    /// Start `ringstatic --listen 127.0.0.1:0 --workers 2 [extra] ROOT`.
+    /// Start `ringstatic --listen 127.0.0.1:0 --workers 2 [$RINGSTATIC_TEST_ARGS] [extra] ROOT`.
+    /// RINGSTATIC_TEST_ARGS runs the same suite under another setting, e.g.
+    /// `RINGSTATIC_TEST_ARGS='--large-body splice' cargo test` or `--inline-max 0`.
     pub fn start(root: &Path, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
             "--listen".into(),
@@ -173,6 +175,9 @@ impl Server {
             "--workers".into(),
             "2".into(),
         ];
+        if let Ok(more) = std::env::var("RINGSTATIC_TEST_ARGS") {
+            args.extend(more.split_whitespace().map(str::to_string));
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push(root.to_str().expect("utf-8 temp path").to_string());
         Server::spawn(&args, 1)
