@@ -79,7 +79,8 @@ pub struct Cli {
     pub cache_bytes: u64,
 
     /// Files up to this size are read into memory once and sent together with their header in one
-    /// send; larger ones are sent with sendfile(2) from the page cache (suffixes K, M).
+    /// send; larger ones are sent from the page cache (suffixes K, M). Measured: a 16 KiB file costs
+    /// 0.73 of nginx's CPU from memory, 0.99 with sendfile (see src/files/body.rs).
     #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = parse_bytes)]
     pub inline_max: u64,
 
