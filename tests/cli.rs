@@ -240,3 +240,31 @@ fn listening_line_reports_the_actual_port() {
     assert_eq!(s.addr.ip().to_string(), "127.0.0.1");
     assert_eq!(get(s.addr, "/a.txt").status, 200);
 }
+
+#[test]
+fn ipv6_loopback_listener_serves() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: ipv6_loopback_listener_serves: ::1 cannot be bound on this machine");
+        return;
+    }
+    let d = TempDir::new("cli6");
+    d.write("a.txt", b"six\n");
+    let s = Server::spawn(
+        &[
+            "--listen".into(),
+            "[::1]:0".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--workers".into(),
+            "2".into(),
+            d.path().to_str().unwrap().into(),
+        ],
+        2,
+    );
+    let seen = s.listening.lock().unwrap().clone();
+    let v6 = seen.iter().copied().find(|a| a.is_ipv6()).expect("an IPv6 listening line");
+    assert_ne!(v6.port(), 0, "the real port is printed");
+    let r = get(v6, "/a.txt");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.body, b"six\n");
+}
