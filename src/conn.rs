@@ -45,6 +45,8 @@ pub struct Conn {
     pub must_linger: bool,
     /// The client shut down its side (recv returned 0).
     pub peer_eof: bool,
+    /// Its close is already submitted (`close_now`); the fd number may belong to a new socket.
+    pub close_queued: bool,
     /// When the current timeout (head, keep-alive, send or linger) expires, monotonic ms.
     pub deadline_ms: u64,
     /// A partial head is buffered; its timeout runs from its first byte and is not extended.
@@ -76,6 +78,7 @@ impl Conn {
             close_after_write: false,
             must_linger: false,
             peer_eof: false,
+            close_queued: false,
             deadline_ms,
             head_started: false,
             idle_since_ms: 0,

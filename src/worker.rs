@@ -391,15 +391,22 @@ impl Worker {
         if let Some(p) = c.pipe.take() {
             self.pipes.give(p); // kept only if empty
         }
-        // No operation refers to the fd any more (checked above). The close rides with the next
-        // submission and runs inline there (sockets have no ->flush, so it is never punted to
-        // io-wq); until it runs the number stays taken, so no new socket can be confused with it.
-        let sqe = opcode::Close::new(types::Fd(c.fd)).build().user_data(Key::new(Op::Teardown, slot, 0).encode());
-        push(&mut self.ring, &sqe);
+        if !c.close_queued {
+            // No operation refers to the fd any more (checked above). The close rides with the
+            // next submission and runs inline there (sockets have no ->flush, so it is never
+            // punted to io-wq); until it runs the number stays taken, so no new socket can be
+            // confused with it.
+            self.push_close(slot, c.fd);
+        }
         self.gens[slot as usize] = self.gens[slot as usize].wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
         self.resume_accepting();
+    }
+
+    fn push_close(&mut self, slot: u32, fd: RawFd) {
+        let sqe = opcode::Close::new(types::Fd(fd)).build().user_data(Key::new(Op::Teardown, slot, 0).encode());
+        push(&mut self.ring, &sqe);
     }
 
     // ----- accept ------------------------------------------------------------------------------
@@ -774,7 +781,7 @@ impl Worker {
         if c.peer_eof || (!c.must_linger && c.inbuf.is_empty()) {
             // The client asked for the close (or is gone) and sent nothing we did not read:
             // close now, as nginx does, instead of waiting for its FIN.
-            return self.begin_close(slot);
+            return self.close_now(slot);
         }
         c.phase = Phase::Lingering;
         c.inbuf = Vec::new();
@@ -787,6 +794,26 @@ impl Worker {
         if !c.recv_armed {
             self.arm_recv(slot);
         }
+    }
+
+    /// Closes a connection whose output is all sent, with no system call: a cancel of its recv
+    /// and the close ride with the next submission, in that order. The fd number is released at
+    /// once; the socket itself (and its FIN) when the cancelled recv drops its reference, in the
+    /// same enter. The slot stays taken until the recv's last completion arrives.
+    fn close_now(&mut self, slot: u32) {
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        if c.phase == Phase::Closing || c.send_inflight || c.poll_inflight {
+            return self.begin_close(slot);
+        }
+        c.phase = Phase::Closing;
+        c.inbuf = Vec::new();
+        c.close_queued = true;
+        let (recv, gen, fd) = (c.recv_armed, c.gen, c.fd);
+        if recv {
+            self.cancel(Key::new(Op::Recv, slot, gen));
+        }
+        self.push_close(slot, fd);
+        self.try_free(slot);
     }
 
     /// Ends a connection now: shut the socket down both ways (which completes a pending recv
