@@ -212,7 +212,7 @@ fn hup_with_broken_config_keeps_old() {
     assert_eq!(code, Some(1), "`-s reload` with a broken config: stdout {:?} stderr {:?}", out, err);
     assert!(err.contains("reload failed"), "`-s reload` said: {:?}", err);
     assert!(
-        wait_log(&srv, "reload failed, keeping the running configuration", Duration::from_secs(3)),
+        wait_log(&srv, "reload failed, keeping the running configuration", Duration::from_secs(10)),
         "no `reload failed` line from the master:\n{}",
         srv.log()
     );
@@ -387,7 +387,7 @@ fn usr2_upgrade_under_load() {
     assert_eq!(r.body.len(), BIG_LEN);
     // The new master printed its own listening line (its stdout is inherited): same address.
     assert!(
-        wait_log(&srv, "binary upgrade: new master", Duration::from_secs(1)),
+        wait_log(&srv, "binary upgrade: new master", Duration::from_secs(5)),
         "no handover line:\n{}",
         srv.log()
     );
