@@ -392,3 +392,54 @@ fn max_connections_flag_is_accepted_and_serves() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// EMFILE on accept: with a tiny open-file limit, a flood of connections runs a worker out of
+/// descriptors. It must back off (and say so), keep the connections it has, and serve again
+/// once they close - never die or spin.
+#[test]
+fn accept_out_of_fds_backs_off_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    let d = site();
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--workers", "1", d.path().to_str().unwrap()]);
+    // SAFETY: setrlimit between fork and exec, async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let s = Server::spawn_command(cmd, "--workers 1 with RLIMIT_NOFILE 64", 1);
+    let before = s.wait_workers(1, Duration::from_secs(5));
+    // More connections than the worker can hold fds for; the surplus waits in the backlog.
+    let mut conns = Vec::new();
+    for _ in 0..120 {
+        match std::net::TcpStream::connect_timeout(&s.addr, Duration::from_secs(2)) {
+            Ok(c) => conns.push(c),
+            Err(_) => break,
+        }
+    }
+    assert!(conns.len() > 64, "only {} connections could be opened", conns.len());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.log().contains("pausing accepts") {
+        assert!(Instant::now() < deadline, "no back-off logged:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(conns);
+    // Once the descriptors are back, the same worker serves again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = Conn::open(s.addr);
+        c.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        if let Ok(r) = c.try_read_response(false) {
+            assert_eq!(r.status, 200, "{}", r.describe());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer after the flood:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(s.worker_pids(), before, "the worker died (or was replaced) during the flood:\n{}", s.log());
+}
