@@ -372,7 +372,7 @@ impl Worker {
         }
         self.conns[slot as usize] = Some(conn);
         self.live += 1;
-        self.arm_recv(slot);
+        self.arm_recv_first(slot, true);
         if self.live >= self.cfg.max_connections as usize {
             self.pause_accepting();
         }
@@ -491,14 +491,22 @@ impl Worker {
     // ----- receive -----------------------------------------------------------------------------
 
     fn arm_recv(&mut self, slot: u32) {
+        self.arm_recv_first(slot, false)
+    }
+
+    /// `fresh`: the connection was just accepted, its request most likely not here yet.
+    fn arm_recv_first(&mut self, slot: u32, fresh: bool) {
         let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
         if c.recv_armed {
             return;
         }
         c.recv_armed = true;
-        let sqe = opcode::RecvMulti::new(types::Fd(c.fd), BUF_GROUP)
+        let mut sqe = opcode::RecvMulti::new(types::Fd(c.fd), BUF_GROUP)
             .build()
             .user_data(Key::new(Op::Recv, slot, c.gen).encode());
+        if fresh {
+            sqe = poll_first(sqe);
+        }
         push(&mut self.ring, &sqe);
     }
 
@@ -989,6 +997,20 @@ impl Worker {
         if let Some(l) = &mut self.site.access_log {
             l.reopen();
         }
+    }
+}
+
+/// Sets IORING_RECVSEND_POLL_FIRST on a recv: on a connection just accepted the request has
+/// usually not arrived yet, so the kernel should wait for it rather than try a recv that fails.
+fn poll_first(sqe: io_uring::squeue::Entry) -> io_uring::squeue::Entry {
+    const IORING_RECVSEND_POLL_FIRST: u16 = 1;
+    // SAFETY: Entry is #[repr(C)] around the kernel's 64-byte io_uring_sqe, whose u16 ioprio sits
+    // at byte offset 2 (kernel ABI); we only OR a flag into it.
+    unsafe {
+        let mut raw: [u8; 64] = std::mem::transmute(sqe);
+        let prio = u16::from_ne_bytes([raw[2], raw[3]]) | IORING_RECVSEND_POLL_FIRST;
+        raw[2..4].copy_from_slice(&prio.to_ne_bytes());
+        std::mem::transmute(raw)
     }
 }
 
