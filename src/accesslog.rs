@@ -91,7 +91,11 @@ impl AccessLog {
         None.or_else(|| {
             let (buf, done) = self.inflight.as_ref()?;
             let rest = &buf[*done..];
-            Some((self.inflight_fd, rest.as_ptr(), rest.len().min(u32::MAX as usize) as u32))
+            Some((
+                self.inflight_fd,
+                rest.as_ptr(),
+                rest.len().min(u32::MAX as usize) as u32,
+            ))
         })
     }
 
@@ -102,7 +106,9 @@ impl AccessLog {
     /// The write in flight completed with `res`. Returns true when the rest of the batch must
     /// be submitted again (a short write).
     pub fn write_done(&mut self, res: i32) -> bool {
-        let Some((buf, done)) = &mut self.inflight else { return false };
+        let Some((buf, done)) = &mut self.inflight else {
+            return false;
+        };
         if res > 0 {
             *done += res as usize;
             if *done < buf.len() {
@@ -132,7 +138,10 @@ impl AccessLog {
                     self.retired.push(old);
                 }
             }
-            Err(e) => eprintln!("ringstatic: cannot reopen access log {}: {e}", self.path.display()),
+            Err(e) => eprintln!(
+                "ringstatic: cannot reopen access log {}: {e}",
+                self.path.display()
+            ),
         }
     }
 
@@ -165,7 +174,13 @@ fn open_append(path: &Path) -> io::Result<OwnedFd> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: valid NUL-terminated path; the fd is checked and wrapped at once.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC, 0o644) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -217,8 +232,19 @@ mod tests {
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join("access.log");
         let mut l = AccessLog::open(&p).unwrap();
-        l.record(b"127.0.0.1", 784111777, b"GET /a\"b HTTP/1.1", 200, 1024, None, Some(b"curl/8\x01"));
-        assert!(l.next_write(false).is_none(), "below a batch, waits for the tick");
+        l.record(
+            b"127.0.0.1",
+            784111777,
+            b"GET /a\"b HTTP/1.1",
+            200,
+            1024,
+            None,
+            Some(b"curl/8\x01"),
+        );
+        assert!(
+            l.next_write(false).is_none(),
+            "below a batch, waits for the tick"
+        );
         let (fd, ptr, len) = l.next_write(true).unwrap();
         // SAFETY: the batch stays owned by `l` until write_done.
         let n = unsafe { libc::write(fd, ptr as *const libc::c_void, len as usize) };

@@ -10,7 +10,13 @@ use clap::Parser;
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "ringstatic", version, about, max_term_width = 100, args_override_self = true)]
+#[command(
+    name = "ringstatic",
+    version,
+    about,
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Cli {
     /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
     /// options on the command line win. SIGHUP re-reads it.
@@ -178,15 +184,29 @@ pub struct Loaded {
 pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
     let argv0 = std::ffi::OsString::from("ringstatic");
     let first = Cli::try_parse_from(std::iter::once(argv0.clone()).chain(args.iter().cloned()))?;
-    let Some(path) = &first.config else { return Ok(Loaded { cli: first, args: args.to_vec() }) };
+    let Some(path) = &first.config else {
+        return Ok(Loaded {
+            cli: first,
+            args: args.to_vec(),
+        });
+    };
     let text = std::fs::read_to_string(path).map_err(|e| {
-        clap::Error::raw(clap::error::ErrorKind::Io, format!("cannot read config file {}: {e}\n", path.display()))
+        clap::Error::raw(
+            clap::error::ErrorKind::Io,
+            format!("cannot read config file {}: {e}\n", path.display()),
+        )
     })?;
     let file_args = config_file_args(&text).map_err(|e| {
-        clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("config file {}: {e}\n", path.display()))
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("config file {}: {e}\n", path.display()),
+        )
     })?;
     // Command-line listen addresses replace the file's instead of adding to them.
-    let cli_has_listen = args.iter().any(|a| a.to_str().is_some_and(|s| s == "--listen" || s.starts_with("--listen=")));
+    let cli_has_listen = args.iter().any(|a| {
+        a.to_str()
+            .is_some_and(|s| s == "--listen" || s.starts_with("--listen="))
+    });
     let mut merged: Vec<std::ffi::OsString> = Vec::new();
     let mut i = 0;
     while i < file_args.len() {
@@ -220,9 +240,24 @@ pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
 
 /// Options a config file may set (the rest are command-line only).
 const FILE_OPTIONS: &[&str] = &[
-    "root", "listen", "workers", "cache-valid", "cache-control", "serve-dotfiles", "max-connections",
-    "cache-entries", "cache-bytes", "inline-max", "large-body", "header-timeout", "keepalive-timeout", "send-timeout",
-    "shutdown-timeout", "pid-file", "access-log", "error-log",
+    "root",
+    "listen",
+    "workers",
+    "cache-valid",
+    "cache-control",
+    "serve-dotfiles",
+    "max-connections",
+    "cache-entries",
+    "cache-bytes",
+    "inline-max",
+    "large-body",
+    "header-timeout",
+    "keepalive-timeout",
+    "send-timeout",
+    "shutdown-timeout",
+    "pid-file",
+    "access-log",
+    "error-log",
 ];
 
 /// `name value` / `name = value` lines -> `--name value` arguments.
@@ -235,18 +270,31 @@ fn config_file_args(text: &str) -> Result<Vec<String>, String> {
         }
         let line = line.strip_suffix(';').unwrap_or(line);
         let (name, value) = match line.find(|c: char| c.is_whitespace() || c == '=') {
-            Some(i) => (&line[..i], line[i..].trim_start_matches(|c: char| c.is_whitespace() || c == '=').trim()),
+            Some(i) => (
+                &line[..i],
+                line[i..]
+                    .trim_start_matches(|c: char| c.is_whitespace() || c == '=')
+                    .trim(),
+            ),
             None => (line, ""),
         };
         if !FILE_OPTIONS.contains(&name) {
             return Err(format!("line {}: unknown option `{name}`", n + 1));
         }
-        let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
         if name == "serve-dotfiles" {
             match value {
                 "" | "on" | "yes" | "true" => out.push("--serve-dotfiles".to_string()),
                 "off" | "no" | "false" => {}
-                v => return Err(format!("line {}: serve-dotfiles takes on or off, not `{v}`", n + 1)),
+                v => {
+                    return Err(format!(
+                        "line {}: serve-dotfiles takes on or off, not `{v}`",
+                        n + 1
+                    ))
+                }
             }
             continue;
         }
@@ -301,11 +349,16 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         Some(b'g' | b'G') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)).ok_or_else(err)
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(err)
 }
 
 fn parse_header_value(s: &str) -> Result<String, String> {
-    if s.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t')) {
+    if s.bytes()
+        .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t'))
+    {
         return Err("a header value cannot contain control characters".into());
     }
     Ok(s.trim().to_string())
@@ -330,17 +383,27 @@ fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
         None | Some("-") => None,
         Some(b) => {
             let (fd, slot) = b.split_once('/').ok_or_else(err)?;
-            Some((fd.parse().map_err(|_| err())?, slot.parse().map_err(|_| err())?))
+            Some((
+                fd.parse().map_err(|_| err())?,
+                slot.parse().map_err(|_| err())?,
+            ))
         }
     };
-    Ok(WorkerSpec { index, cpu, fds, board })
+    Ok(WorkerSpec {
+        index,
+        cpu,
+        fds,
+        board,
+    })
 }
 
 impl WorkerSpec {
     pub fn to_arg(&self) -> String {
         let cpu = self.cpu.map_or("-".to_string(), |c| c.to_string());
         let fds: Vec<String> = self.fds.iter().map(|f| f.to_string()).collect();
-        let board = self.board.map_or("-".to_string(), |(fd, slot)| format!("{fd}/{slot}"));
+        let board = self
+            .board
+            .map_or("-".to_string(), |(fd, slot)| format!("{fd}/{slot}"));
         format!("{}:{}:{}:{}", self.index, cpu, fds.join(","), board)
     }
 }
@@ -408,9 +471,19 @@ mod tests {
 
     #[test]
     fn worker_spec_round_trips() {
-        let s = WorkerSpec { index: 3, cpu: Some(7), fds: vec![4, 9], board: Some((12, 40)) };
+        let s = WorkerSpec {
+            index: 3,
+            cpu: Some(7),
+            fds: vec![4, 9],
+            board: Some((12, 40)),
+        };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
-        let s = WorkerSpec { index: 0, cpu: None, fds: vec![3], board: None };
+        let s = WorkerSpec {
+            index: 0,
+            cpu: None,
+            fds: vec![3],
+            board: None,
+        };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
         assert!(parse_worker_spec("1:2").is_err());
     }
@@ -423,11 +496,28 @@ mod tests {
 
     #[test]
     fn config_file_lines() {
-        let a = config_file_args("# c\nlisten 127.0.0.1:1\nroot = \"/srv/www\"\nserve-dotfiles\nworkers 2;\n").unwrap();
-        assert_eq!(a, ["--listen", "127.0.0.1:1", "--root", "/srv/www", "--serve-dotfiles", "--workers", "2"]);
+        let a = config_file_args(
+            "# c\nlisten 127.0.0.1:1\nroot = \"/srv/www\"\nserve-dotfiles\nworkers 2;\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            [
+                "--listen",
+                "127.0.0.1:1",
+                "--root",
+                "/srv/www",
+                "--serve-dotfiles",
+                "--workers",
+                "2"
+            ]
+        );
         assert!(config_file_args("bogus 1").unwrap_err().contains("line 1"));
         assert!(config_file_args("root").is_err());
-        assert!(config_file_args("config /etc/x").is_err(), "no recursion through config");
+        assert!(
+            config_file_args("config /etc/x").is_err(),
+            "no recursion through config"
+        );
     }
 
     #[test]
@@ -436,15 +526,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.conf");
         std::fs::write(&f, "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\n").unwrap();
-        let args: Vec<std::ffi::OsString> =
-            ["--config", f.to_str().unwrap(), "--workers", "2"].iter().map(|s| s.into()).collect();
+        let args: Vec<std::ffi::OsString> = ["--config", f.to_str().unwrap(), "--workers", "2"]
+            .iter()
+            .map(|s| s.into())
+            .collect();
         let c = load(&args).unwrap().cli;
         assert_eq!(c.workers, Workers::Count(2));
         assert_eq!(c.cache_valid, Duration::from_secs(5));
         assert_eq!(c.listen, vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
         let args: Vec<std::ffi::OsString> =
-            ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"].iter().map(|s| s.into()).collect();
-        assert_eq!(load(&args).unwrap().cli.listen, vec!["127.0.0.1:2".parse::<SocketAddr>().unwrap()]);
+            ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]
+                .iter()
+                .map(|s| s.into())
+                .collect();
+        assert_eq!(
+            load(&args).unwrap().cli.listen,
+            vec!["127.0.0.1:2".parse::<SocketAddr>().unwrap()]
+        );
         std::fs::write(&f, "workers zero\n").unwrap();
         assert!(load(&args).is_err());
         let _ = std::fs::remove_dir_all(&dir);

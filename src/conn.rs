@@ -84,7 +84,10 @@ impl Conn {
             idle_since_ms: 0,
             peer: None,
             pipe: None,
-            iov: [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; MAX_IOV],
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOV],
             // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
             msg: unsafe { std::mem::zeroed() },
         }
@@ -128,8 +131,15 @@ mod tests {
     #[test]
     fn consume_across_chunks() {
         let mut q = VecDeque::new();
-        q.push_back(Chunk::Owned { buf: b"abc".to_vec(), pos: 0 });
-        q.push_back(Chunk::Shared { buf: Rc::from(&b"defgh"[..]), pos: 1, end: 5 });
+        q.push_back(Chunk::Owned {
+            buf: b"abc".to_vec(),
+            pos: 0,
+        });
+        q.push_back(Chunk::Shared {
+            buf: Rc::from(&b"defgh"[..]),
+            pos: 1,
+            end: 5,
+        });
         consume(&mut q, 4);
         assert_eq!(q.len(), 1);
         assert_eq!(q.front().unwrap().remaining_mem().unwrap(), b"fgh");

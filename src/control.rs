@@ -24,7 +24,10 @@ pub fn test_config(l: &Loaded) -> i32 {
     if let Some(p) = l.cli.access_log_path() {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                eprintln!("ringstatic: configuration invalid: access log directory {} does not exist", dir.display());
+                eprintln!(
+                    "ringstatic: configuration invalid: access log directory {} does not exist",
+                    dir.display()
+                );
                 return 1;
             }
         }
@@ -34,7 +37,11 @@ pub fn test_config(l: &Loaded) -> i32 {
         "ringstatic: configuration ok: root {}, listen {}{}",
         root.display(),
         listen.join(", "),
-        l.cli.config.as_ref().map(|c| format!(", from {}", c.display())).unwrap_or_default()
+        l.cli
+            .config
+            .as_ref()
+            .map(|c| format!(", from {}", c.display()))
+            .unwrap_or_default()
     );
     0
 }
@@ -42,7 +49,9 @@ pub fn test_config(l: &Loaded) -> i32 {
 /// `ringstatic -s SIGNAL`.
 pub fn send(l: &Loaded, what: ControlSignal) -> i32 {
     let Some(path) = &l.cli.pid_file else {
-        eprintln!("ringstatic: -s needs --pid-file (or `pid-file` in the config file) to find the master");
+        eprintln!(
+            "ringstatic: -s needs --pid-file (or `pid-file` in the config file) to find the master"
+        );
         return 1;
     };
     let pid = match crate::pidfile::read(path) {
@@ -61,7 +70,10 @@ pub fn send(l: &Loaded, what: ControlSignal) -> i32 {
     if what != ControlSignal::Reload {
         // SAFETY: kill(2) with a pid read from the pid file.
         if unsafe { libc::kill(pid, sig) } < 0 {
-            eprintln!("ringstatic: cannot signal master {pid}: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "ringstatic: cannot signal master {pid}: {}",
+                std::io::Error::last_os_error()
+            );
             return 1;
         }
         return 0;
@@ -74,19 +86,30 @@ pub fn send(l: &Loaded, what: ControlSignal) -> i32 {
         libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::sigaddset(&mut set, libc::SIGUSR2);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let val = libc::sigval { sival_ptr: RELOAD_MARK as *mut libc::c_void };
+        let val = libc::sigval {
+            sival_ptr: RELOAD_MARK as *mut libc::c_void,
+        };
         if libc::sigqueue(pid, libc::SIGHUP, val) < 0 {
-            eprintln!("ringstatic: cannot signal master {pid}: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "ringstatic: cannot signal master {pid}: {}",
+                std::io::Error::last_os_error()
+            );
             return 1;
         }
         let deadline = std::time::Instant::now() + RELOAD_WAIT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                eprintln!("ringstatic: master {pid} did not finish the reload within {}s", RELOAD_WAIT.as_secs());
+                eprintln!(
+                    "ringstatic: master {pid} did not finish the reload within {}s",
+                    RELOAD_WAIT.as_secs()
+                );
                 return 1;
             }
-            let ts = libc::timespec { tv_sec: left.as_secs().min(1) as libc::time_t, tv_nsec: 0 };
+            let ts = libc::timespec {
+                tv_sec: left.as_secs().min(1) as libc::time_t,
+                tv_nsec: 0,
+            };
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let s = libc::sigtimedwait(&set, &mut info, &ts);
             if s < 0 {

@@ -19,7 +19,10 @@ pub const FDS_ENV: &str = "RINGSTATIC_LISTEN_FDS";
 pub const OWN_PREFIX: &str = "rs.listen.";
 
 pub fn own_name(configured: SocketAddr, n: usize) -> String {
-    format!("{OWN_PREFIX}{}.{n}", configured.to_string().replace(':', "_"))
+    format!(
+        "{OWN_PREFIX}{}.{n}",
+        configured.to_string().replace(':', "_")
+    )
 }
 
 /// (configured address, index) for one of our own names.
@@ -34,15 +37,24 @@ pub fn parse_own_name(name: &str) -> Option<(SocketAddr, usize)> {
 /// close-on-exec and clears the variables so children don't see them.
 pub fn take_inherited() -> Vec<(String, OwnedFd)> {
     let mut out = Vec::new();
-    let pid_matches = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
     if pid_matches {
-        let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let n: i32 = std::env::var("LISTEN_FDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
             .map(|v| v.split(':').map(str::to_string).collect())
             .unwrap_or_default();
         for i in 0..n.clamp(0, 4096) {
             let fd = 3 + i;
-            let name = names.get(i as usize).cloned().unwrap_or_else(|| "unknown".to_string());
+            let name = names
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_string());
             if let Some(owned) = adopt(fd) {
                 out.push((name, owned));
             }
@@ -80,7 +92,13 @@ fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
     // SAFETY: setsockopt with a c_int value on a socket we own.
     unsafe {
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const _ as *const libc::c_void, 4)
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const _ as *const libc::c_void,
+            4,
+        )
     };
 }
 
@@ -90,7 +108,15 @@ pub fn is_listening_stream(fd: RawFd) -> bool {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt into a c_int of the stated size.
-        let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut _ as *mut libc::c_void, &mut len) };
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                &mut v as *mut _ as *mut libc::c_void,
+                &mut len,
+            )
+        };
         if r == 0 {
             Some(v)
         } else {
@@ -117,11 +143,17 @@ pub struct Listeners {
 
 impl Listeners {
     /// Sorts inherited sockets into ours (by name) and systemd-created ones.
-    pub fn adopt(&mut self, inherited: Vec<(String, OwnedFd)>) -> Vec<(SocketAddr, usize, OwnedFd)> {
+    pub fn adopt(
+        &mut self,
+        inherited: Vec<(String, OwnedFd)>,
+    ) -> Vec<(SocketAddr, usize, OwnedFd)> {
         let mut own = Vec::new();
         for (name, fd) in inherited {
             if !is_listening_stream(fd.as_raw_fd()) {
-                eprintln!("ringstatic: ignoring inherited fd {} ({name}): not a listening TCP socket", fd.as_raw_fd());
+                eprintln!(
+                    "ringstatic: ignoring inherited fd {} ({name}): not a listening TCP socket",
+                    fd.as_raw_fd()
+                );
                 continue;
             }
             match parse_own_name(&name) {
@@ -169,16 +201,23 @@ impl Listeners {
                         }
                     }
                     let actual = match sockets.first() {
-                        Some(s) => local_addr(s.as_raw_fd()).map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
+                        Some(s) => local_addr(s.as_raw_fd())
+                            .map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
                         None => addr,
                     };
-                    Bound { configured: addr, actual, sockets }
+                    Bound {
+                        configured: addr,
+                        actual,
+                        sockets,
+                    }
                 }
             };
             while b.sockets.len() < workers {
-                let fd = listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                let fd =
+                    listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 if b.actual.port() == 0 {
-                    b.actual = local_addr(fd.as_raw_fd()).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+                    b.actual = local_addr(fd.as_raw_fd())
+                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 }
                 b.sockets.push(fd);
             }
@@ -229,9 +268,19 @@ impl Listeners {
 }
 
 fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket creation; the fd is wrapped in OwnedFd immediately.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -241,7 +290,13 @@ fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     let setopt = |level, name| {
         // SAFETY: valid socket and a c_int option value.
         let r = unsafe {
-            libc::setsockopt(fd, level, name, &one as *const _ as *const libc::c_void, std::mem::size_of::<libc::c_int>() as u32)
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                &one as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as u32,
+            )
         };
         if r < 0 {
             Err(io::Error::last_os_error())
@@ -276,24 +331,34 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         SocketAddr::V6(a) => {
             let sin6 = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than sockaddr_in6 and suitably aligned.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
@@ -316,7 +381,12 @@ fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
             // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 socket.
             let sin6 = unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) };
             let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-            Ok(SocketAddr::V6(std::net::SocketAddrV6::new(ip, u16::from_be(sin6.sin6_port), 0, sin6.sin6_scope_id)))
+            Ok(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                0,
+                sin6.sin6_scope_id,
+            )))
         }
     }
 }

@@ -46,8 +46,14 @@ pub fn main_entry() -> i32 {
             if checking && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 // `-t` answers "is this configuration valid?": no is exit 1, with one line.
                 let msg = e.to_string();
-                let line = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid configuration");
-                eprintln!("ringstatic: configuration invalid: {}", line.trim_start_matches("error: "));
+                let line = msg
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid configuration");
+                eprintln!(
+                    "ringstatic: configuration invalid: {}",
+                    line.trim_start_matches("error: ")
+                );
                 return 1;
             }
             e.exit() // clap's message; exit 2 for usage errors, 0 for --help/--version

@@ -140,7 +140,11 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         // SAFETY: marking an fd we own close-on-exec, and telling the old master our pid.
         unsafe {
             libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC);
-            libc::write(fd.as_raw_fd(), hello.as_ptr() as *const libc::c_void, hello.len());
+            libc::write(
+                fd.as_raw_fd(),
+                hello.as_ptr() as *const libc::c_void,
+                hello.len(),
+            );
         }
     }
     let nofile = raise_nofile_limit();
@@ -149,8 +153,15 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     let mut listeners = Listeners::default();
     let mut spare = listeners.adopt(inherited);
     if !listeners.activated.is_empty() {
-        let names: Vec<&str> = listeners.activated.iter().map(|(n, _, _)| n.as_str()).collect();
-        eprintln!("ringstatic: serving sockets passed by systemd ({}); --listen is ignored", names.join(", "));
+        let names: Vec<&str> = listeners
+            .activated
+            .iter()
+            .map(|(n, _, _)| n.as_str())
+            .collect();
+        eprintln!(
+            "ringstatic: serving sockets passed by systemd ({}); --listen is ignored",
+            names.join(", ")
+        );
     }
     let n = worker_count(&loaded, allowed_cpus().len());
     listeners.ensure(&loaded.cli.listen, n, &mut spare)?;
@@ -167,8 +178,10 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         Some(p) => Some(PidFile::create(p)?),
         None => None,
     };
-    let board = Scoreboard::create(SCOREBOARD_SLOTS).map_err(|e| format!("cannot create the scoreboard: {e}"))?;
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("cannot find own executable: {e}"))?;
+    let board = Scoreboard::create(SCOREBOARD_SLOTS)
+        .map_err(|e| format!("cannot create the scoreboard: {e}"))?;
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| format!("cannot find own executable: {e}"))?;
     let notify = Notifier::from_env();
     let mut m = Master {
         args,
@@ -180,7 +193,11 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         gen: 0,
         board,
         free_slots: (0..SCOREBOARD_SLOTS).rev().collect(),
-        watchdog: if notify.is_some() { notify::watchdog_interval() } else { None },
+        watchdog: if notify.is_some() {
+            notify::watchdog_interval()
+        } else {
+            None
+        },
         notify,
         last_ping: Instant::now(),
         last_status: Instant::now(),
@@ -252,7 +269,11 @@ impl Master {
             self.procs.push(Proc {
                 index: i,
                 gen: self.gen,
-                cpu: if cpus.is_empty() { None } else { Some(cpus[i % cpus.len()]) },
+                cpu: if cpus.is_empty() {
+                    None
+                } else {
+                    Some(cpus[i % cpus.len()])
+                },
                 slot,
                 child: None,
                 started: Instant::now(),
@@ -286,7 +307,10 @@ impl Master {
                 board: Some((self.board.fd(), p.slot)),
             };
             let args = if self.reload.as_ref().is_some_and(|r| r.gen == p.gen) {
-                self.reload.as_ref().map(|r| r.next.args.clone()).unwrap_or_default()
+                self.reload
+                    .as_ref()
+                    .map(|r| r.next.args.clone())
+                    .unwrap_or_default()
             } else {
                 self.loaded.args.clone()
             };
@@ -330,7 +354,10 @@ impl Master {
             let (index, gen, slot) = (p.index, p.gen, p.slot);
             if p.retiring || self.stop.is_some() {
                 if !status.success() && !self.stop.as_ref().is_some_and(|s| s.fast) {
-                    eprintln!("ringstatic: worker {index} (pid {pid}) {}", describe(status));
+                    eprintln!(
+                        "ringstatic: worker {index} (pid {pid}) {}",
+                        describe(status)
+                    );
                 }
                 self.board.reset(slot);
                 self.free_slots.push(slot);
@@ -341,19 +368,31 @@ impl Master {
                 continue;
             }
             if self.reload.as_ref().is_some_and(|r| r.gen == gen) {
-                eprintln!("ringstatic: reload: new worker {index} (pid {pid}) {}", describe(status));
+                eprintln!(
+                    "ringstatic: reload: new worker {index} (pid {pid}) {}",
+                    describe(status)
+                );
                 self.abandon_reload("a new worker failed to start");
                 continue; // the list changed; start over at the same position
             }
             if status.code() == Some(EXIT_SETUP_FAILED) && !p.ever_settled && !self.ready_sent {
-                eprintln!("ringstatic: worker {index} (pid {pid}) cannot start (see above); stopping");
+                eprintln!(
+                    "ringstatic: worker {index} (pid {pid}) cannot start (see above); stopping"
+                );
                 self.notify("STOPPING=1\nSTATUS=a worker cannot start; see the log");
                 self.signal_procs(|_| true, libc::SIGINT);
                 self.reap_all(Instant::now() + Duration::from_secs(2));
                 return Some(1);
             }
-            eprintln!("ringstatic: worker {index} (pid {pid}) {}; restarting", describe(status));
-            p.backoff = if p.started.elapsed() < SETTLE { next_backoff(p.backoff) } else { Duration::ZERO };
+            eprintln!(
+                "ringstatic: worker {index} (pid {pid}) {}; restarting",
+                describe(status)
+            );
+            p.backoff = if p.started.elapsed() < SETTLE {
+                next_backoff(p.backoff)
+            } else {
+                Duration::ZERO
+            };
             p.restart_at = Some(Instant::now() + p.backoff);
             k += 1;
         }
@@ -399,8 +438,15 @@ impl Master {
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.fast_stop(),
             libc::SIGHUP => {
                 // SAFETY: reading fields of a siginfo the kernel filled for this signal.
-                let (code, pid, mark) = unsafe { (info.si_code, info.si_pid(), info.si_value().sival_ptr as usize) };
-                let replier = (code == libc::SI_QUEUE && mark == crate::control::RELOAD_MARK).then_some(pid);
+                let (code, pid, mark) = unsafe {
+                    (
+                        info.si_code,
+                        info.si_pid(),
+                        info.si_value().sival_ptr as usize,
+                    )
+                };
+                let replier =
+                    (code == libc::SI_QUEUE && mark == crate::control::RELOAD_MARK).then_some(pid);
                 self.start_reload(replier);
             }
             libc::SIGUSR1 => {
@@ -420,7 +466,10 @@ impl Master {
     fn graceful_stop(&mut self) {
         eprintln!("ringstatic: graceful stop: finishing responses in flight");
         self.notify("STOPPING=1\nSTATUS=stopping: finishing responses in flight");
-        self.stop = Some(Stop { deadline: Instant::now() + self.loaded.cli.shutdown_timeout + Duration::from_secs(2), fast: false });
+        self.stop = Some(Stop {
+            deadline: Instant::now() + self.loaded.cli.shutdown_timeout + Duration::from_secs(2),
+            fast: false,
+        });
         if let Some(r) = self.reload.take() {
             reply(&r.repliers, false);
         }
@@ -438,7 +487,10 @@ impl Master {
         if self.stop.is_none() {
             self.notify("STOPPING=1");
         }
-        self.stop = Some(Stop { deadline: Instant::now() + Duration::from_secs(2), fast: true });
+        self.stop = Some(Stop {
+            deadline: Instant::now() + Duration::from_secs(2),
+            fast: true,
+        });
         self.listeners = Listeners::default();
         self.signal_procs(|_| true, libc::SIGINT);
     }
@@ -467,7 +519,10 @@ impl Master {
             return fail(self, e, replier);
         }
         eprintln!("ringstatic: reloading");
-        self.notify(&format!("RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading", notify::monotonic_usec()));
+        self.notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}\nSTATUS=reloading",
+            notify::monotonic_usec()
+        ));
         let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
         let before_workers = self.procs.iter().filter(|p| self.current(p)).count();
         let n = worker_count(&next, allowed_cpus().len());
@@ -496,7 +551,10 @@ impl Master {
         let gen = r.gen;
         let new: Vec<&Proc> = self.procs.iter().filter(|p| p.gen == gen).collect();
         let all_accepting = !new.is_empty()
-            && new.iter().all(|p| p.child.is_some() && self.board.slot(p.slot).state.load(Ordering::Acquire) == ACCEPTING);
+            && new.iter().all(|p| {
+                p.child.is_some()
+                    && self.board.slot(p.slot).state.load(Ordering::Acquire) == ACCEPTING
+            });
         if all_accepting {
             let r = self.reload.take().expect("checked");
             for p in self.procs.iter_mut() {
@@ -508,7 +566,10 @@ impl Master {
             self.retired.extend(r.retired);
             self.loaded = r.next;
             self.store_fds();
-            eprintln!("ringstatic: reload done: {} new workers accepting", new_count(&self.procs, gen));
+            eprintln!(
+                "ringstatic: reload done: {} new workers accepting",
+                new_count(&self.procs, gen)
+            );
             self.notify("READY=1\nSTATUS=reloaded");
             reply(&r.repliers, true);
         } else if Instant::now() >= r.deadline {
@@ -526,7 +587,10 @@ impl Master {
         }
         self.signal_procs(|p| p.gen == r.gen, libc::SIGTERM);
         self.listeners.bound.extend(r.retired);
-        if let Ok(added) = self.listeners.ensure(&r.before_listen, r.before_workers, &mut Vec::new()) {
+        if let Ok(added) =
+            self.listeners
+                .ensure(&r.before_listen, r.before_workers, &mut Vec::new())
+        {
             self.retired.extend(added);
         }
         self.notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
@@ -537,13 +601,18 @@ impl Master {
 
     fn start_upgrade(&mut self) {
         if self.upgrade.is_some() || self.stop.is_some() {
-            eprintln!("ringstatic: binary upgrade already in progress or stopping; SIGUSR2 ignored");
+            eprintln!(
+                "ringstatic: binary upgrade already in progress or stopping; SIGUSR2 ignored"
+            );
             return;
         }
         let mut p = [0 as RawFd; 2];
         // SAFETY: pipe2 fills the two-element array.
         if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            eprintln!("ringstatic: binary upgrade: pipe: {}", io::Error::last_os_error());
+            eprintln!(
+                "ringstatic: binary upgrade: pipe: {}",
+                io::Error::last_os_error()
+            );
             return;
         }
         // SAFETY: both ends were just created and are owned here.
@@ -558,10 +627,14 @@ impl Master {
             pf.to_oldbin();
         }
         let mut cmd = Command::new(&self.exe);
-        cmd.arg0(std::env::args_os().next().unwrap_or_else(|| "ringstatic".into()))
-            .args(&self.args)
-            .env(inherit::FDS_ENV, list.join(","))
-            .env(inherit::UPGRADE_ENV, w.as_raw_fd().to_string());
+        cmd.arg0(
+            std::env::args_os()
+                .next()
+                .unwrap_or_else(|| "ringstatic".into()),
+        )
+        .args(&self.args)
+        .env(inherit::FDS_ENV, list.join(","))
+        .env(inherit::UPGRADE_ENV, w.as_raw_fd().to_string());
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
         unsafe {
             cmd.pre_exec(move || {
@@ -587,11 +660,22 @@ impl Master {
         match cmd.spawn() {
             Ok(mut middle) => {
                 let _ = middle.wait();
-                eprintln!("ringstatic: binary upgrade: starting {}", self.exe.display());
-                self.upgrade = Some(Upgrade { ready: r, said: Vec::new(), pid: None, deadline: Instant::now() + UPGRADE_TIMEOUT });
+                eprintln!(
+                    "ringstatic: binary upgrade: starting {}",
+                    self.exe.display()
+                );
+                self.upgrade = Some(Upgrade {
+                    ready: r,
+                    said: Vec::new(),
+                    pid: None,
+                    deadline: Instant::now() + UPGRADE_TIMEOUT,
+                });
             }
             Err(e) => {
-                eprintln!("ringstatic: binary upgrade: cannot start {}: {e}", self.exe.display());
+                eprintln!(
+                    "ringstatic: binary upgrade: cannot start {}: {e}",
+                    self.exe.display()
+                );
                 if let Some(pf) = &mut self.pid_file {
                     pf.restore();
                 }
@@ -604,22 +688,38 @@ impl Master {
         let Some(u) = &mut self.upgrade else { return };
         let mut buf = [0u8; 64];
         // SAFETY: non-blocking read into a local buffer.
-        let n = unsafe { libc::read(u.ready.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+        let n = unsafe {
+            libc::read(
+                u.ready.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+            )
+        };
         if n > 0 {
             u.said.extend_from_slice(&buf[..n as usize]);
         }
         let text = String::from_utf8_lossy(&u.said).into_owned();
         if u.pid.is_none() {
-            u.pid = text.lines().find_map(|l| l.strip_prefix('P')?.trim().parse().ok());
+            u.pid = text
+                .lines()
+                .find_map(|l| l.strip_prefix('P')?.trim().parse().ok());
         }
         if let (true, Some(pid)) = (text.lines().any(|l| l == "R"), u.pid) {
             eprintln!("ringstatic: binary upgrade: new master {pid} is ready; this master retires");
-            self.notify(&format!("MAINPID={pid}\nSTATUS=upgraded; old master {} retiring", std::process::id()));
+            self.notify(&format!(
+                "MAINPID={pid}\nSTATUS=upgraded; old master {} retiring",
+                std::process::id()
+            ));
             // Hand over without STOPPING=1 (the service is not stopping) and without more pings.
             self.upgrade = None;
             self.notify = None;
             self.watchdog = None;
-            self.stop = Some(Stop { deadline: Instant::now() + self.loaded.cli.shutdown_timeout + Duration::from_secs(2), fast: false });
+            self.stop = Some(Stop {
+                deadline: Instant::now()
+                    + self.loaded.cli.shutdown_timeout
+                    + Duration::from_secs(2),
+                fast: false,
+            });
             if let Some(pf) = self.pid_file.take() {
                 pf.forget();
             }
@@ -652,17 +752,18 @@ impl Master {
         if self.ready_sent || self.stop.is_some() {
             return;
         }
-        let all = self
-            .procs
-            .iter()
-            .filter(|p| p.gen == 0)
-            .all(|p| p.child.is_some() && self.board.slot(p.slot).state.load(Ordering::Acquire) == ACCEPTING);
+        let all = self.procs.iter().filter(|p| p.gen == 0).all(|p| {
+            p.child.is_some() && self.board.slot(p.slot).state.load(Ordering::Acquire) == ACCEPTING
+        });
         if !all {
             return;
         }
         self.ready_sent = true;
         let n = self.procs.len();
-        self.notify(&format!("READY=1\nSTATUS={n} workers accepting\nMAINPID={}", std::process::id()));
+        self.notify(&format!(
+            "READY=1\nSTATUS={n} workers accepting\nMAINPID={}",
+            std::process::id()
+        ));
         if let Some(fd) = self.upgrade_ready.take() {
             // SAFETY: writing two bytes to the pipe the old master is reading.
             unsafe { libc::write(fd.as_raw_fd(), b"R\n".as_ptr() as *const libc::c_void, 2) };
@@ -670,7 +771,9 @@ impl Master {
     }
 
     fn check_watchdog(&mut self) {
-        let Some(interval) = self.watchdog else { return };
+        let Some(interval) = self.watchdog else {
+            return;
+        };
         // A worker whose heartbeat (one per 250 ms tick) has not moved for this long is hung.
         let hung_after = (interval * 2).max(Duration::from_secs(2));
         let now = Instant::now();
@@ -682,7 +785,12 @@ impl Master {
                 p.last_heartbeat = hb;
                 p.heartbeat_seen = now;
             } else if now.duration_since(p.heartbeat_seen) > hung_after && !p.retiring {
-                eprintln!("ringstatic: worker {} (pid {}) made no progress for {:?}; killing it", p.index, c.id(), hung_after);
+                eprintln!(
+                    "ringstatic: worker {} (pid {}) made no progress for {:?}; killing it",
+                    p.index,
+                    c.id(),
+                    hung_after
+                );
                 // SAFETY: kill(2) on our own unreaped child; reap() restarts it.
                 unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
                 healthy = false;
@@ -695,7 +803,10 @@ impl Master {
     }
 
     fn report_status(&mut self) {
-        if self.notify.is_none() || self.last_status.elapsed() < Duration::from_secs(2) || self.stop.is_some() {
+        if self.notify.is_none()
+            || self.last_status.elapsed() < Duration::from_secs(2)
+            || self.stop.is_some()
+        {
             return;
         }
         self.last_status = Instant::now();
@@ -706,7 +817,9 @@ impl Master {
             reqs += s.requests.load(Ordering::Relaxed);
             n += 1;
         }
-        self.notify(&format!("STATUS={n} workers, {conns} connections, {reqs} requests served"));
+        self.notify(&format!(
+            "STATUS={n} workers, {conns} connections, {reqs} requests served"
+        ));
     }
 
     /// Gives systemd copies of our listening sockets, so `systemctl restart` keeps them (and the
@@ -722,7 +835,10 @@ impl Master {
         }
         for b in &self.retired {
             for j in 0..b.sockets.len() {
-                n.send(&format!("FDSTOREREMOVE=1\nFDNAME={}", inherit::own_name(b.configured, j)));
+                n.send(&format!(
+                    "FDSTOREREMOVE=1\nFDNAME={}",
+                    inherit::own_name(b.configured, j)
+                ));
             }
         }
     }
@@ -735,7 +851,9 @@ fn new_count(procs: &[Proc], gen: u64) -> usize {
 /// Answers `ringstatic -s reload` processes waiting for the outcome.
 fn reply(pids: &[i32], ok: bool) {
     for &pid in pids {
-        let val = libc::sigval { sival_ptr: crate::control::RELOAD_MARK as *mut libc::c_void };
+        let val = libc::sigval {
+            sival_ptr: crate::control::RELOAD_MARK as *mut libc::c_void,
+        };
         // SAFETY: sigqueue to the pid that asked; a stale pid at worst gets an ignored signal.
         unsafe { libc::sigqueue(pid, if ok { libc::SIGUSR1 } else { libc::SIGUSR2 }, val) };
     }
@@ -750,7 +868,11 @@ fn spawn_worker(args: &[OsString], spec: &WorkerSpec, board_fd: RawFd) -> io::Re
     let master = std::process::id() as i32;
     let mut cmd = Command::new("/proc/self/exe");
     // ps and top show workers under the name the master was started with.
-    cmd.arg0(std::env::args_os().next().unwrap_or_else(|| "ringstatic".into()));
+    cmd.arg0(
+        std::env::args_os()
+            .next()
+            .unwrap_or_else(|| "ringstatic".into()),
+    );
     cmd.args(all);
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
     unsafe {
@@ -784,7 +906,14 @@ fn next_backoff(b: Duration) -> Duration {
 
 fn describe(s: std::process::ExitStatus) -> String {
     if let Some(sig) = s.signal() {
-        format!("was killed by signal {sig}{}", if s.core_dumped() { " (core dumped)" } else { "" })
+        format!(
+            "was killed by signal {sig}{}",
+            if s.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        )
     } else {
         format!("exited with status {}", s.code().unwrap_or(-1))
     }
@@ -792,11 +921,16 @@ fn describe(s: std::process::ExitStatus) -> String {
 
 /// A root must be a directory this process can list.
 pub fn check_root(root: &std::path::Path) -> Result<(), String> {
-    let meta = std::fs::metadata(root).map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
+    let meta = std::fs::metadata(root)
+        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
     if !meta.is_dir() {
-        return Err(format!("cannot serve root {}: not a directory", root.display()));
+        return Err(format!(
+            "cannot serve root {}: not a directory",
+            root.display()
+        ));
     }
-    std::fs::read_dir(root).map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
+    std::fs::read_dir(root)
+        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
     Ok(())
 }
 
@@ -818,14 +952,21 @@ fn reopen_error_log(path: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("cannot open error log {}: {}", path.display(), plain(&e)))?;
     // SAFETY: dup2 onto fd 2; `f` is closed when dropped, fd 2 keeps the file open.
     if unsafe { libc::dup2(f.as_raw_fd(), 2) } < 0 {
-        return Err(format!("cannot use error log {}: {}", path.display(), io::Error::last_os_error()));
+        return Err(format!(
+            "cannot use error log {}: {}",
+            path.display(),
+            io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit; returns the limit obtained.
 fn raise_nofile_limit() -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
@@ -839,7 +980,11 @@ fn raise_nofile_limit() -> u64 {
 
 /// The CPUs this process may run on, in order.
 fn allowed_cpus() -> Vec<usize> {
-    core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect()
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
 }
 
 struct Signals {
@@ -851,7 +996,15 @@ fn block_master_signals() -> Signals {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+        for s in [
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -861,7 +1014,10 @@ fn block_master_signals() -> Signals {
 
 /// Waits up to `timeout` for one of the master's signals.
 fn wait_signal(s: &Signals, timeout: Duration) -> Option<(i32, libc::siginfo_t)> {
-    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: the set is initialised; info is a valid out-parameter.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::sigtimedwait(&s.set, &mut info, &ts) };

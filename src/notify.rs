@@ -19,7 +19,10 @@ impl Notifier {
         match Notifier::connect(path.as_encoded_bytes()) {
             Ok(n) => Some(n),
             Err(e) => {
-                eprintln!("ringstatic: NOTIFY_SOCKET {}: {e}; not notifying systemd", path.to_string_lossy());
+                eprintln!(
+                    "ringstatic: NOTIFY_SOCKET {}: {e}; not notifying systemd",
+                    path.to_string_lossy()
+                );
                 None
             }
         }
@@ -29,8 +32,14 @@ impl Notifier {
         // SAFETY: all-zero is a valid sockaddr_un.
         let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
         addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        if path.is_empty() || path.len() >= addr.sun_path.len() || (path[0] != b'/' && path[0] != b'@') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not an absolute path or @abstract name"));
+        if path.is_empty()
+            || path.len() >= addr.sun_path.len()
+            || (path[0] != b'/' && path[0] != b'@')
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not an absolute path or @abstract name",
+            ));
         }
         for (i, &b) in path.iter().enumerate() {
             addr.sun_path[i] = b as libc::c_char;
@@ -46,17 +55,27 @@ impl Notifier {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a fresh fd owned by nobody else.
-        Ok(Notifier { sock: unsafe { OwnedFd::from_raw_fd(fd) }, addr, addr_len })
+        Ok(Notifier {
+            sock: unsafe { OwnedFd::from_raw_fd(fd) },
+            addr,
+            addr_len,
+        })
     }
 
     pub fn send(&self, msg: &str) {
         if let Err(e) = self.send_with_fds(msg, &[]) {
-            eprintln!("ringstatic: cannot notify systemd ({}): {e}", msg.lines().next().unwrap_or(""));
+            eprintln!(
+                "ringstatic: cannot notify systemd ({}): {e}",
+                msg.lines().next().unwrap_or("")
+            );
         }
     }
 
     pub fn send_with_fds(&self, msg: &str, fds: &[RawFd]) -> io::Result<()> {
-        let mut iov = libc::iovec { iov_base: msg.as_ptr() as *mut libc::c_void, iov_len: msg.len() };
+        let mut iov = libc::iovec {
+            iov_base: msg.as_ptr() as *mut libc::c_void,
+            iov_len: msg.len(),
+        };
         // Room for up to 253 fds (SCM_MAX_FD), aligned for cmsghdr.
         let mut cbuf = [0u64; 256];
         // SAFETY: all-zero is a valid msghdr; the pointers set below outlive the sendmsg call.
@@ -79,7 +98,11 @@ impl Notifier {
                 (*cm).cmsg_level = libc::SOL_SOCKET;
                 (*cm).cmsg_type = libc::SCM_RIGHTS;
                 (*cm).cmsg_len = libc::CMSG_LEN(data_len) as usize;
-                std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cm) as *mut RawFd, fds.len());
+                std::ptr::copy_nonoverlapping(
+                    fds.as_ptr(),
+                    libc::CMSG_DATA(cm) as *mut RawFd,
+                    fds.len(),
+                );
             }
         }
         // SAFETY: mh and everything it points to are valid for this call.
@@ -97,7 +120,10 @@ pub fn watchdog_interval() -> Option<Duration> {
     if usec == 0 {
         return None;
     }
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()) {
+    if let Some(pid) = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    {
         // After a binary upgrade the variable names the old master; the new one takes over.
         if pid != std::process::id() && std::env::var_os(crate::inherit::UPGRADE_ENV).is_none() {
             return None;
@@ -108,7 +134,10 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 /// CLOCK_MONOTONIC in microseconds, for RELOADING=1's MONOTONIC_USEC.
 pub fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -133,9 +162,21 @@ mod tests {
                 a.sun_path[0] = 0;
             }
             let len = 2 + path.len() + if abs { 0 } else { 1 };
-            assert_eq!(libc::bind(fd, &a as *const _ as *const libc::sockaddr, len as u32), 0);
-            let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv as *const _ as *const libc::c_void, 16);
+            assert_eq!(
+                libc::bind(fd, &a as *const _ as *const libc::sockaddr, len as u32),
+                0
+            );
+            let tv = libc::timeval {
+                tv_sec: 5,
+                tv_usec: 0,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                16,
+            );
             OwnedFd::from_raw_fd(fd)
         }
     }
@@ -143,7 +184,14 @@ mod tests {
     fn recv(fd: &OwnedFd) -> String {
         let mut buf = [0u8; 512];
         // SAFETY: reading into a local buffer of the given size.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
         assert!(n > 0, "no datagram");
         String::from_utf8_lossy(&buf[..n as usize]).into_owned()
     }

@@ -12,7 +12,10 @@ pub struct PidFile {
 impl PidFile {
     pub fn create(path: &Path) -> Result<PidFile, String> {
         write_atomically(path, std::process::id())?;
-        Ok(PidFile { path: path.to_path_buf(), oldbin: false })
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            oldbin: false,
+        })
     }
 
     fn oldbin_path(&self) -> PathBuf {
@@ -51,7 +54,11 @@ impl Drop for PidFile {
         if self.path.as_os_str().is_empty() {
             return;
         }
-        let p = if self.oldbin { self.oldbin_path() } else { self.path.clone() };
+        let p = if self.oldbin {
+            self.oldbin_path()
+        } else {
+            self.path.clone()
+        };
         if read(&p).ok() == Some(std::process::id() as i32) {
             let _ = std::fs::remove_file(p);
         }
@@ -72,7 +79,8 @@ fn write_atomically(path: &Path, pid: u32) -> Result<(), String> {
 }
 
 pub fn read(path: &Path) -> Result<i32, String> {
-    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
+    let s = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pid file {}: {e}", path.display()))?;
     s.trim()
         .parse::<i32>()
         .ok()

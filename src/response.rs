@@ -52,7 +52,15 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Dispo
     if req.method == Method::Other {
         // The body of a request we do not read would be parsed as the next request: close.
         let keep = keep && !req.has_body;
-        return error(405, b"Allow: GET, HEAD\r\n", keep, req.version, false, ctx, out);
+        return error(
+            405,
+            b"Allow: GET, HEAD\r\n",
+            keep,
+            req.version,
+            false,
+            ctx,
+            out,
+        );
     }
     let Ok(target) = resolve_target(req.target) else {
         return error(400, b"", false, req.version, head_only, ctx, out);
@@ -81,8 +89,17 @@ fn file(
     ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
 ) -> Disposition {
-    let v = Validators { etag: &f.etag, last_modified: f.mtime };
-    match evaluate(req.if_match, req.if_unmodified_since, req.if_none_match, req.if_modified_since, &v) {
+    let v = Validators {
+        etag: &f.etag,
+        last_modified: f.mtime,
+    };
+    match evaluate(
+        req.if_match,
+        req.if_unmodified_since,
+        req.if_none_match,
+        req.if_modified_since,
+        &v,
+    ) {
         Precondition::Failed => return error(412, b"", keep, req.version, head_only, ctx, out),
         Precondition::NotModified => {
             let mut h = status_line(304, ctx);
@@ -96,7 +113,13 @@ fn file(
         Precondition::Proceed => {}
     }
     let ranges = match req.range {
-        Some(r) if req.if_range.map_or(true, |ir| if_range_allows_range(ir, &v)) => decide_range(r, f.size),
+        Some(r)
+            if req
+                .if_range
+                .map_or(true, |ir| if_range_allows_range(ir, &v)) =>
+        {
+            decide_range(r, f.size)
+        }
         _ => RangeDecision::Full,
     };
     match ranges {
@@ -188,7 +211,14 @@ fn multipart(
 }
 
 /// Queues `head` followed by bytes `start..end` of the file.
-fn push_with_body(out: &mut VecDeque<Chunk>, mut head: Vec<u8>, f: &FileEntry, start: u64, end: u64, head_only: bool) {
+fn push_with_body(
+    out: &mut VecDeque<Chunk>,
+    mut head: Vec<u8>,
+    f: &FileEntry,
+    start: u64,
+    end: u64,
+    head_only: bool,
+) {
     if head_only || start >= end {
         out.push_back(Chunk::Owned { buf: head, pos: 0 });
         return;
@@ -202,12 +232,20 @@ fn push_with_body(out: &mut VecDeque<Chunk>, mut head: Vec<u8>, f: &FileEntry, s
                 out.push_back(Chunk::Owned { buf: head, pos: 0 });
             } else {
                 out.push_back(Chunk::Owned { buf: head, pos: 0 });
-                out.push_back(Chunk::Shared { buf: bytes.clone(), pos: s, end: e });
+                out.push_back(Chunk::Shared {
+                    buf: bytes.clone(),
+                    pos: s,
+                    end: e,
+                });
             }
         }
         Body::Fd(fd) => {
             out.push_back(Chunk::Owned { buf: head, pos: 0 });
-            out.push_back(Chunk::File { fd: fd.clone(), offset: start, end });
+            out.push_back(Chunk::File {
+                fd: fd.clone(),
+                offset: start,
+                end,
+            });
         }
     }
 }

@@ -79,7 +79,12 @@ impl Scoreboard {
 impl Drop for Scoreboard {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping of this length.
-        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len * std::mem::size_of::<Slot>()) };
+        unsafe {
+            libc::munmap(
+                self.ptr as *mut libc::c_void,
+                self.len * std::mem::size_of::<Slot>(),
+            )
+        };
     }
 }
 
@@ -106,7 +111,11 @@ impl WorkerSlot {
         let ptr = map(fd, map_len).ok()?;
         // SAFETY: the mapping is ours now; the fd is no longer needed.
         unsafe { libc::close(fd) };
-        let s = WorkerSlot { ptr, map_len, index };
+        let s = WorkerSlot {
+            ptr,
+            map_len,
+            index,
+        };
         s.get().pid.store(std::process::id(), Ordering::Relaxed);
         Some(s)
     }
@@ -127,7 +136,14 @@ impl Drop for WorkerSlot {
 fn map(fd: RawFd, len: usize) -> io::Result<*mut Slot> {
     // SAFETY: a shared mapping of our memfd; checked for MAP_FAILED.
     let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
     };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
@@ -152,6 +168,9 @@ mod tests {
         assert_eq!(sb.slot(2).pid.load(Ordering::Relaxed), std::process::id());
         assert_eq!(sb.slot(1).state.load(Ordering::Relaxed), STARTING);
         // SAFETY: as above.
-        assert!(WorkerSlot::attach(unsafe { libc::dup(sb.fd()) }, 4).is_none(), "out of range");
+        assert!(
+            WorkerSlot::attach(unsafe { libc::dup(sb.fd()) }, 4).is_none(),
+            "out of range"
+        );
     }
 }

@@ -13,10 +13,9 @@ use std::os::fd::RawFd;
 use io_uring::{cqueue, opcode, types, IoUring};
 
 use crate::accesslog::AccessLog;
-use crate::config::{Cli, ServeConfig};
-use crate::scoreboard::{WorkerSlot, ACCEPTING, DRAINING};
-use crate::conn::{consume, Conn, Phase, MAX_IOV};
 use crate::config::LargeBody;
+use crate::config::{Cli, ServeConfig};
+use crate::conn::{consume, Conn, Phase, MAX_IOV};
 use crate::files::body::{sendfile, splice_step, Chunk, PipePool, SendfileOutcome, SpliceOutcome};
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
@@ -26,6 +25,7 @@ use crate::response::{respond, write_error, Ctx, Disposition};
 use crate::ring::bufring::BufRing;
 use crate::ring::key::{Key, Op};
 use crate::ring::{self, push};
+use crate::scoreboard::{WorkerSlot, ACCEPTING, DRAINING};
 
 /// Exit status of a worker that could not set itself up: the master stops instead of restarting.
 pub const EXIT_SETUP_FAILED: i32 = 78;
@@ -67,7 +67,11 @@ struct Clock {
 
 impl Clock {
     fn new() -> Clock {
-        let mut c = Clock { now_ms: 0, date_secs: -1, date: [b' '; HTTP_DATE_LEN] };
+        let mut c = Clock {
+            now_ms: 0,
+            date_secs: -1,
+            date: [b' '; HTTP_DATE_LEN],
+        };
         c.update();
         c
     }
@@ -83,7 +87,10 @@ impl Clock {
 }
 
 fn clock_ms(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-parameter; these clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -124,13 +131,20 @@ pub fn run(cli: &Cli) -> i32 {
     let cfg = ServeConfig::from(cli);
     if let Some(cpu) = spec.cpu {
         if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-            eprintln!("ringstatic: worker {}: could not pin to CPU {cpu}; running unpinned", spec.index);
+            eprintln!(
+                "ringstatic: worker {}: could not pin to CPU {cpu}; running unpinned",
+                spec.index
+            );
         }
     }
     let root = match Root::open(&cli.root()) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ringstatic: worker {}: cannot open root {}: {e}", spec.index, cli.root().display());
+            eprintln!(
+                "ringstatic: worker {}: cannot open root {}: {e}",
+                spec.index,
+                cli.root().display()
+            );
             return EXIT_SETUP_FAILED;
         }
     };
@@ -144,7 +158,11 @@ pub fn run(cli: &Cli) -> i32 {
     let ring = match ring::build(RING_ENTRIES) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("ringstatic: worker {}: {}", spec.index, ring::unavailable_reason(&e));
+            eprintln!(
+                "ringstatic: worker {}: {}",
+                spec.index,
+                ring::unavailable_reason(&e)
+            );
             return EXIT_SETUP_FAILED;
         }
     };
@@ -155,22 +173,39 @@ pub fn run(cli: &Cli) -> i32 {
     let bufs = match BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_SIZE) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("ringstatic: worker {}: cannot register the receive buffer ring: {e}", spec.index);
+            eprintln!(
+                "ringstatic: worker {}: cannot register the receive buffer ring: {e}",
+                spec.index
+            );
             return EXIT_SETUP_FAILED;
         }
     };
-    let board = spec.board.and_then(|(fd, slot)| WorkerSlot::attach(fd, slot));
+    let board = spec
+        .board
+        .and_then(|(fd, slot)| WorkerSlot::attach(fd, slot));
     let access_log = match cli.access_log_path() {
         Some(p) => match AccessLog::open(&p) {
             Ok(l) => Some(l),
             Err(e) => {
-                eprintln!("ringstatic: worker {}: cannot open access log {}: {e}", spec.index, p.display());
+                eprintln!(
+                    "ringstatic: worker {}: cannot open access log {}: {e}",
+                    spec.index,
+                    p.display()
+                );
                 return EXIT_SETUP_FAILED;
             }
         },
         None => None,
     };
-    let listeners = spec.fds.iter().map(|&fd| Listener { fd, armed: false, closed: false }).collect();
+    let listeners = spec
+        .fds
+        .iter()
+        .map(|&fd| Listener {
+            fd,
+            armed: false,
+            closed: false,
+        })
+        .collect();
     let cache = FileCache::new(
         cfg.cache_entries as usize,
         cfg.cache_bytes,
@@ -179,7 +214,11 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_control.as_deref(),
     );
     let clock = Clock::new();
-    let boundary = format!("{:016x}{:04x}", clock.now_ms ^ (std::process::id() as u64) << 32, spec.index);
+    let boundary = format!(
+        "{:016x}{:04x}",
+        clock.now_ms ^ (std::process::id() as u64) << 32,
+        spec.index
+    );
     let mut w = Worker {
         ring,
         bufs,
@@ -188,7 +227,13 @@ pub fn run(cli: &Cli) -> i32 {
         gens: Vec::new(),
         free: Vec::new(),
         live: 0,
-        site: Site { cache, root, boundary, access_log, requests: 0 },
+        site: Site {
+            cache,
+            root,
+            boundary,
+            access_log,
+            requests: 0,
+        },
         cfg,
         clock,
         tick_ts: Box::new(types::Timespec::new().nsec((TICK_MS * 1_000_000) as u32)),
@@ -212,7 +257,14 @@ fn block_signals() -> io::Result<RawFd> {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGQUIT, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1, libc::SIGUSR2] {
+        for s in [
+            libc::SIGTERM,
+            libc::SIGQUIT,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
@@ -238,7 +290,9 @@ impl Worker {
             return EXIT_SETUP_FAILED;
         }
         if let Some(b) = &self.board {
-            b.get().state.store(ACCEPTING, std::sync::atomic::Ordering::Release);
+            b.get()
+                .state
+                .store(ACCEPTING, std::sync::atomic::Ordering::Release);
         }
         let code = self.serve();
         self.finish_log();
@@ -249,7 +303,11 @@ impl Worker {
         loop {
             match self.ring.submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINTR) | Some(libc::EBUSY) | Some(libc::EAGAIN)
+                    ) => {}
                 Err(e) => {
                     eprintln!("ringstatic: worker: io_uring_enter failed: {e}");
                     return 1;
@@ -257,7 +315,11 @@ impl Worker {
             }
             self.clock.update();
             let mut cqes = std::mem::take(&mut self.cqes);
-            cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            cqes.extend(
+                self.ring
+                    .completion()
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
             for &(ud, res, flags) in &cqes {
                 self.dispatch(ud, res, flags);
             }
@@ -271,7 +333,9 @@ impl Worker {
                 }
             }
             self.flush_log(false);
-            if self.exit_now || (self.draining && self.live == 0 && self.listeners.iter().all(|l| !l.armed)) {
+            if self.exit_now
+                || (self.draining && self.live == 0 && self.listeners.iter().all(|l| !l.armed))
+            {
                 // Not before every accept has ended: one still armed when the ring is torn
                 // down could take a connection from the shared socket and lose it.
                 return 0;
@@ -281,7 +345,9 @@ impl Worker {
 
     /// Submits a batch of access-log lines if one is due (`tick`: whatever is pending).
     fn flush_log(&mut self, tick: bool) {
-        let Some(log) = &mut self.site.access_log else { return };
+        let Some(log) = &mut self.site.access_log else {
+            return;
+        };
         if log.has_inflight() {
             return;
         }
@@ -296,7 +362,9 @@ impl Worker {
     }
 
     fn on_log_write(&mut self, res: i32) {
-        let Some(log) = &mut self.site.access_log else { return };
+        let Some(log) = &mut self.site.access_log else {
+            return;
+        };
         if log.write_done(res) {
             if let Some((fd, ptr, len)) = log.next_write(false) {
                 let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
@@ -311,7 +379,13 @@ impl Worker {
     /// At exit: wait for the batch in flight, then write the rest directly. Nothing is lost.
     fn finish_log(&mut self) {
         let deadline = clock_ms(libc::CLOCK_MONOTONIC) + 5_000;
-        while self.site.access_log.as_ref().is_some_and(|l| l.has_inflight()) && clock_ms(libc::CLOCK_MONOTONIC) < deadline {
+        while self
+            .site
+            .access_log
+            .as_ref()
+            .is_some_and(|l| l.has_inflight())
+            && clock_ms(libc::CLOCK_MONOTONIC) < deadline
+        {
             if self.ring.submit_and_wait(1).is_err() {
                 break;
             }
@@ -405,14 +479,18 @@ impl Worker {
     }
 
     fn push_close(&mut self, slot: u32, fd: RawFd) {
-        let sqe = opcode::Close::new(types::Fd(fd)).build().user_data(Key::new(Op::Teardown, slot, 0).encode());
+        let sqe = opcode::Close::new(types::Fd(fd))
+            .build()
+            .user_data(Key::new(Op::Teardown, slot, 0).encode());
         push(&mut self.ring, &sqe);
     }
 
     // ----- accept ------------------------------------------------------------------------------
 
     fn should_accept(&self) -> bool {
-        !self.draining && self.live < self.cfg.max_connections as usize && self.clock.now_ms >= self.accept_resume_ms
+        !self.draining
+            && self.live < self.cfg.max_connections as usize
+            && self.clock.now_ms >= self.accept_resume_ms
     }
 
     fn arm_accept(&mut self, i: usize) {
@@ -496,7 +574,9 @@ impl Worker {
 
     /// `fresh`: the connection was just accepted, its request most likely not here yet.
     fn arm_recv_first(&mut self, slot: u32, fresh: bool) {
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         if c.recv_armed {
             return;
         }
@@ -513,7 +593,15 @@ impl Worker {
     fn on_recv(&mut self, key: Key, res: i32, flags: u32) {
         let bid = cqueue::buffer_select(flags);
         let slot = key.slot;
-        let Worker { conns, bufs, site, cfg, clock, draining, .. } = self;
+        let Worker {
+            conns,
+            bufs,
+            site,
+            cfg,
+            clock,
+            draining,
+            ..
+        } = self;
         let conn = match conns.get_mut(slot as usize) {
             Some(Some(c)) if key.is_current(c.gen) => c,
             _ => {
@@ -563,7 +651,9 @@ impl Worker {
     /// back, re-arm reading, or finish closing.
     fn progress(&mut self, slot: u32) {
         loop {
-            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+            let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+                return;
+            };
             match c.phase {
                 Phase::Closing => return self.try_free(slot),
                 Phase::Lingering => {
@@ -595,14 +685,23 @@ impl Worker {
                 return self.start_linger(slot);
             }
             if !c.inbuf.is_empty() && held_back_requests(c) {
-                let Worker { conns, site, cfg, clock, draining, .. } = &mut *self;
+                let Worker {
+                    conns,
+                    site,
+                    cfg,
+                    clock,
+                    draining,
+                    ..
+                } = &mut *self;
                 let c = conns[slot as usize].as_deref_mut().expect("present");
                 site.feed(c, &[], cfg, clock, *draining);
                 if !c.out.is_empty() || c.close_after_write {
                     continue;
                 }
             }
-            let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+            let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+                return;
+            };
             if c.peer_eof {
                 // Nothing more will come, and everything asked for is answered.
                 return self.begin_close(slot);
@@ -632,7 +731,9 @@ impl Worker {
     fn flush(&mut self, slot: u32) {
         let now = self.clock.now_ms;
         let send_timeout = self.cfg.send_timeout_ms;
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         let mut budget = SENDFILE_BUDGET;
         c.deadline_ms = now + send_timeout;
         loop {
@@ -650,7 +751,9 @@ impl Worker {
                     }
                 }
                 let pipe = c.pipe.as_mut().expect("just set");
-                let Some(Chunk::File { fd, offset, end }) = c.out.front_mut() else { unreachable!() };
+                let Some(Chunk::File { fd, offset, end }) = c.out.front_mut() else {
+                    unreachable!()
+                };
                 if *offset == *end && pipe.filled == 0 {
                     c.out.pop_front();
                     if !matches!(c.out.front(), Some(Chunk::File { .. })) {
@@ -668,7 +771,9 @@ impl Worker {
                         }
                     }
                     SpliceOutcome::WouldBlock => return self.wait_writable(slot),
-                    SpliceOutcome::FileShrank | SpliceOutcome::Failed(_) => return self.begin_close(slot),
+                    SpliceOutcome::FileShrank | SpliceOutcome::Failed(_) => {
+                        return self.begin_close(slot)
+                    }
                 }
                 continue;
             }
@@ -697,7 +802,10 @@ impl Worker {
             for ch in c.out.iter() {
                 match ch.remaining_mem() {
                     Some(m) if n < MAX_IOV => {
-                        c.iov[n] = libc::iovec { iov_base: m.as_ptr() as *mut libc::c_void, iov_len: m.len() };
+                        c.iov[n] = libc::iovec {
+                            iov_base: m.as_ptr() as *mut libc::c_void,
+                            iov_len: m.len(),
+                        };
                         n += 1;
                     }
                     Some(_) => break,
@@ -713,7 +821,13 @@ impl Worker {
                 c.msg.msg_iov = c.iov.as_mut_ptr();
                 c.msg.msg_iovlen = n;
                 // SAFETY: iovecs point into chunks owned by `c.out`, alive for this synchronous call.
-                let r = unsafe { libc::sendmsg(c.fd, &c.msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | libc::MSG_MORE) };
+                let r = unsafe {
+                    libc::sendmsg(
+                        c.fd,
+                        &c.msg,
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT | libc::MSG_MORE,
+                    )
+                };
                 if r >= 0 {
                     consume(&mut c.out, r as u64);
                     continue;
@@ -726,13 +840,19 @@ impl Worker {
             }
             let key = Key::new(Op::Send, slot, c.gen).encode();
             let sqe = if n == 1 {
-                opcode::Send::new(types::Fd(c.fd), c.iov[0].iov_base as *const u8, c.iov[0].iov_len as u32)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build()
+                opcode::Send::new(
+                    types::Fd(c.fd),
+                    c.iov[0].iov_base as *const u8,
+                    c.iov[0].iov_len as u32,
+                )
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
             } else {
                 c.msg.msg_iov = c.iov.as_mut_ptr();
                 c.msg.msg_iovlen = n;
-                opcode::SendMsg::new(types::Fd(c.fd), &c.msg).flags(libc::MSG_NOSIGNAL as u32).build()
+                opcode::SendMsg::new(types::Fd(c.fd), &c.msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
             };
             c.send_inflight = true;
             // The chunks, iovecs and msghdr stay untouched in the boxed Conn until on_send.
@@ -742,7 +862,9 @@ impl Worker {
     }
 
     fn wait_writable(&mut self, slot: u32) {
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         c.poll_inflight = true;
         let sqe = opcode::PollAdd::new(types::Fd(c.fd), libc::POLLOUT as u32)
             .build()
@@ -753,7 +875,9 @@ impl Worker {
     fn on_send(&mut self, key: Key, res: i32) {
         let now = self.clock.now_ms;
         let send_timeout = self.cfg.send_timeout_ms;
-        let Some(c) = self.conn_mut(key.slot, key.gen) else { return };
+        let Some(c) = self.conn_mut(key.slot, key.gen) else {
+            return;
+        };
         c.send_inflight = false;
         if c.phase == Phase::Closing {
             return self.try_free(key.slot);
@@ -771,7 +895,9 @@ impl Worker {
     }
 
     fn on_writable(&mut self, key: Key, res: i32) {
-        let Some(c) = self.conn_mut(key.slot, key.gen) else { return };
+        let Some(c) = self.conn_mut(key.slot, key.gen) else {
+            return;
+        };
         c.poll_inflight = false;
         if c.phase == Phase::Closing {
             return self.try_free(key.slot);
@@ -785,7 +911,9 @@ impl Worker {
     /// After the last response: shut down our side and wait briefly for the client's FIN.
     fn start_linger(&mut self, slot: u32) {
         let now = self.clock.now_ms;
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         if c.peer_eof || (!c.must_linger && c.inbuf.is_empty()) {
             // The client asked for the close (or is gone) and sent nothing we did not read:
             // close now, as nginx does, instead of waiting for its FIN.
@@ -793,7 +921,12 @@ impl Worker {
         }
         c.phase = Phase::Lingering;
         c.inbuf = Vec::new();
-        c.deadline_ms = now + if self.draining { DRAIN_LINGER_MS } else { LINGER_MS };
+        c.deadline_ms = now
+            + if self.draining {
+                DRAIN_LINGER_MS
+            } else {
+                LINGER_MS
+            };
         c.recv_paused = false;
         // Directly, not through the ring: IORING_OP_SHUTDOWN is always punted to an io-wq
         // thread, so it could run after the close below and hit a new socket with the same number.
@@ -809,7 +942,9 @@ impl Worker {
     /// once; the socket itself (and its FIN) when the cancelled recv drops its reference, in the
     /// same enter. The slot stays taken until the recv's last completion arrives.
     fn close_now(&mut self, slot: u32) {
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         if c.phase == Phase::Closing || c.send_inflight || c.poll_inflight {
             return self.begin_close(slot);
         }
@@ -828,7 +963,9 @@ impl Worker {
     /// with 0, a poll with POLLHUP and fails a send), cancel what may still wait, and free the
     /// slot when the last completion is in.
     fn begin_close(&mut self, slot: u32) {
-        let Some(Some(c)) = self.conns.get_mut(slot as usize) else { return };
+        let Some(Some(c)) = self.conns.get_mut(slot as usize) else {
+            return;
+        };
         if c.phase == Phase::Closing {
             return;
         }
@@ -945,7 +1082,9 @@ impl Worker {
         self.draining = true;
         self.drain_deadline_ms = self.clock.now_ms + self.cfg.shutdown_timeout_ms;
         if let Some(b) = &self.board {
-            b.get().state.store(DRAINING, std::sync::atomic::Ordering::Release);
+            b.get()
+                .state
+                .store(DRAINING, std::sync::atomic::Ordering::Release);
         }
         for i in 0..self.listeners.len() {
             if self.listeners[i].armed {
@@ -986,7 +1125,11 @@ impl Worker {
 
     fn reopen_logs(&mut self) {
         if let Some(p) = &self.error_log {
-            match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
                 // SAFETY: dup2 onto fd 2; the File closes its own fd when dropped.
                 Ok(f) => unsafe {
                     libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 2);
@@ -1034,9 +1177,20 @@ fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
     }
     let ip: std::net::IpAddr = match ss.ss_family as i32 {
         // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
-        libc::AF_INET => std::net::Ipv4Addr::from(unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }.sin_addr.s_addr.to_ne_bytes()).into(),
+        libc::AF_INET => std::net::Ipv4Addr::from(
+            unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }
+                .sin_addr
+                .s_addr
+                .to_ne_bytes(),
+        )
+        .into(),
         // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
-        libc::AF_INET6 => std::net::Ipv6Addr::from(unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }.sin6_addr.s6_addr).into(),
+        libc::AF_INET6 => std::net::Ipv6Addr::from(
+            unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }
+                .sin6_addr
+                .s6_addr,
+        )
+        .into(),
         _ => return None,
     };
     Some(ip.to_string().into_bytes().into_boxed_slice())
@@ -1054,7 +1208,14 @@ struct Site {
 impl Site {
     /// Gives a connection's newly received bytes (or none, to resume held-back requests) to the
     /// request path.
-    fn feed(&mut self, c: &mut Conn, data: &[u8], cfg: &ServeConfig, clock: &Clock, draining: bool) {
+    fn feed(
+        &mut self,
+        c: &mut Conn,
+        data: &[u8],
+        cfg: &ServeConfig,
+        clock: &Clock,
+        draining: bool,
+    ) {
         let mut ctx = Ctx {
             cache: &mut self.cache,
             root: &self.root,
@@ -1067,7 +1228,11 @@ impl Site {
             status: 0,
             body_bytes: 0,
         };
-        let mut log = Log { log: self.access_log.as_mut(), now_secs: clock.date_secs, requests: &mut self.requests };
+        let mut log = Log {
+            log: self.access_log.as_mut(),
+            now_secs: clock.date_secs,
+            requests: &mut self.requests,
+        };
         feed(c, data, &mut ctx, &mut log);
     }
 }
@@ -1126,19 +1291,43 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
                 }
                 if let Some(l) = log.log.as_deref_mut() {
                     let line = request_line(&buf[pos..pos + used]);
-                    l.record(c.peer.as_deref().unwrap_or(b"-"), log.now_secs, line, ctx.status, ctx.body_bytes, req.referer, req.user_agent);
+                    l.record(
+                        c.peer.as_deref().unwrap_or(b"-"),
+                        log.now_secs,
+                        line,
+                        ctx.status,
+                        ctx.body_bytes,
+                        req.referer,
+                        req.user_agent,
+                    );
                 }
                 pos += used;
             }
             Ok(Parsed::Partial) => break,
             Err(e) => {
-                let bytes = write_error(e.status(), b"", false, Version::Http11, false, ctx.date, &mut c.out);
+                let bytes = write_error(
+                    e.status(),
+                    b"",
+                    false,
+                    Version::Http11,
+                    false,
+                    ctx.date,
+                    &mut c.out,
+                );
                 c.close_after_write = true;
                 c.must_linger = true;
                 *log.requests += 1;
                 if let Some(l) = log.log.as_deref_mut() {
                     let line = request_line(&buf[pos..buf.len().min(pos + 1024)]);
-                    l.record(c.peer.as_deref().unwrap_or(b"-"), log.now_secs, line, e.status(), bytes, None, None);
+                    l.record(
+                        c.peer.as_deref().unwrap_or(b"-"),
+                        log.now_secs,
+                        line,
+                        e.status(),
+                        bytes,
+                        None,
+                        None,
+                    );
                 }
             }
         }
@@ -1152,7 +1341,10 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
 
 /// The request line of a head (leading empty lines skipped, line ending removed).
 fn request_line(head: &[u8]) -> &[u8] {
-    let start = head.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(head.len());
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
     let rest = &head[start..];
     let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
     let line = &rest[..end];

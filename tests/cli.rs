@@ -262,7 +262,11 @@ fn ipv6_loopback_listener_serves() {
         2,
     );
     let seen = s.listening.lock().unwrap().clone();
-    let v6 = seen.iter().copied().find(|a| a.is_ipv6()).expect("an IPv6 listening line");
+    let v6 = seen
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv6())
+        .expect("an IPv6 listening line");
     assert_ne!(v6.port(), 0, "the real port is printed");
     let r = get(v6, "/a.txt");
     assert_eq!(r.status, 200, "{}", r.describe());

@@ -29,7 +29,9 @@ impl Msg {
         self.text.lines().any(|x| x == l)
     }
     fn value(&self, key: &str) -> Option<&str> {
-        self.text.lines().find_map(|x| x.strip_prefix(key)?.strip_prefix('='))
+        self.text
+            .lines()
+            .find_map(|x| x.strip_prefix(key)?.strip_prefix('='))
     }
 }
 
@@ -43,7 +45,15 @@ struct NotifySocket {
 fn sockopt_int(fd: RawFd, opt: i32) -> Option<i32> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let r = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, &mut v as *mut _ as *mut libc::c_void, &mut len) };
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            &mut v as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
     (r == 0).then_some(v)
 }
 
@@ -51,14 +61,16 @@ fn inspect(fd: &OwnedFd) -> FdInfo {
     let raw = fd.as_raw_fd();
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let port = if unsafe { libc::getsockname(raw, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } == 0
-        && ss.ss_family as i32 == libc::AF_INET
-    {
-        let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
-        Some(u16::from_be(sin.sin_port))
-    } else {
-        None
-    };
+    let port =
+        if unsafe { libc::getsockname(raw, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) }
+            == 0
+            && ss.ss_family as i32 == libc::AF_INET
+        {
+            let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
+            Some(u16::from_be(sin.sin_port))
+        } else {
+            None
+        };
     FdInfo {
         listening: sockopt_int(raw, libc::SO_ACCEPTCONN) == Some(1),
         stream: sockopt_int(raw, libc::SO_TYPE) == Some(libc::SOCK_STREAM),
@@ -89,7 +101,8 @@ fn recv_with_fds(sock: &UnixDatagram) -> std::io::Result<(String, Vec<OwnedFd>)>
         while !cm.is_null() {
             if (*cm).cmsg_level == libc::SOL_SOCKET && (*cm).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(cm) as *const RawFd;
-                let count = ((*cm).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                let count = ((*cm).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
                 for i in 0..count {
                     fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
                 }
@@ -98,12 +111,16 @@ fn recv_with_fds(sock: &UnixDatagram) -> std::io::Result<(String, Vec<OwnedFd>)>
         }
     }
     assert_eq!(mh.msg_flags & libc::MSG_CTRUNC, 0, "control data truncated");
-    Ok((String::from_utf8_lossy(&buf[..n as usize]).into_owned(), fds))
+    Ok((
+        String::from_utf8_lossy(&buf[..n as usize]).into_owned(),
+        fds,
+    ))
 }
 
 impl NotifySocket {
     fn new(sock: UnixDatagram) -> NotifySocket {
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         let msgs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (m, st) = (msgs.clone(), stop.clone());
@@ -116,7 +133,9 @@ impl NotifySocket {
                         let fds = fds.iter().map(inspect).collect();
                         m.lock().unwrap().push(Msg { at, text, fds });
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut => {}
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => panic!("recvmsg on the notify socket: {}", e),
                 }
@@ -138,7 +157,13 @@ impl NotifySocket {
     }
 
     /// The first message at index >= `from` matching `pred`, waiting up to `timeout`.
-    fn wait(&self, from: usize, timeout: Duration, what: &str, pred: impl Fn(&Msg) -> bool) -> (usize, Msg) {
+    fn wait(
+        &self,
+        from: usize,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Msg) -> bool,
+    ) -> (usize, Msg) {
         let deadline = Instant::now() + timeout;
         loop {
             {
@@ -148,7 +173,12 @@ impl NotifySocket {
                 }
             }
             if Instant::now() >= deadline {
-                panic!("no {} notification within {:?}; got {:#?}", what, timeout, self.all());
+                panic!(
+                    "no {} notification within {:?}; got {:#?}",
+                    what,
+                    timeout,
+                    self.all()
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -181,7 +211,10 @@ fn args(root: &std::path::Path) -> Vec<String> {
 }
 
 fn monotonic_usec() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
@@ -201,21 +234,35 @@ fn notify_protocol() {
     let ns = NotifySocket::new(UnixDatagram::bind(&path).expect("bind notify socket"));
     let mut srv = Server::spawn_env(
         &args(&d.join("www")),
-        &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "2000000")],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
         &["WATCHDOG_PID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"],
         1,
     );
 
     // READY=1 once every worker accepts: right after it, fresh connections are answered at once.
-    let (ready_i, ready) = ns.wait(0, Duration::from_secs(15), "READY=1", |m| m.has_line("READY=1"));
+    let (ready_i, ready) = ns.wait(0, Duration::from_secs(15), "READY=1", |m| {
+        m.has_line("READY=1")
+    });
     for i in 0..8 {
         let r = quick_get(srv.addr, Duration::from_secs(3))
             .unwrap_or_else(|e| panic!("GET {} right after READY=1: {}\n{}", i, e, srv.log()));
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"hello notify\n");
     }
-    assert!(ready.value("STATUS").is_some_and(|s| !s.is_empty()), "READY without STATUS=: {:?}", ready.text);
-    assert_eq!(ready.value("MAINPID"), Some(srv.pid.to_string().as_str()), "READY: {:?}", ready.text);
+    assert!(
+        ready.value("STATUS").is_some_and(|s| !s.is_empty()),
+        "READY without STATUS=: {:?}",
+        ready.text
+    );
+    assert_eq!(
+        ready.value("MAINPID"),
+        Some(srv.pid.to_string().as_str()),
+        "READY: {:?}",
+        ready.text
+    );
     let before_ready = &ns.all()[..ready_i];
     assert!(
         !before_ready.iter().any(|m| m.has_line("READY=1")),
@@ -225,40 +272,69 @@ fn notify_protocol() {
     // FDSTORE=1 for each listening socket, each with the socket attached.
     let deadline = Instant::now() + Duration::from_secs(5);
     let stores = loop {
-        let s: Vec<Msg> = ns.all().into_iter().filter(|m| m.has_line("FDSTORE=1")).collect();
+        let s: Vec<Msg> = ns
+            .all()
+            .into_iter()
+            .filter(|m| m.has_line("FDSTORE=1"))
+            .collect();
         if s.len() >= 2 || Instant::now() >= deadline {
             break s;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut names: Vec<String> = stores.iter().filter_map(|m| m.value("FDNAME").map(str::to_string)).collect();
+    let mut names: Vec<String> = stores
+        .iter()
+        .filter_map(|m| m.value("FDNAME").map(str::to_string))
+        .collect();
     names.sort();
     assert_eq!(
         names,
-        vec!["rs.listen.127.0.0.1_0.0".to_string(), "rs.listen.127.0.0.1_0.1".to_string()],
+        vec![
+            "rs.listen.127.0.0.1_0.0".to_string(),
+            "rs.listen.127.0.0.1_0.1".to_string()
+        ],
         "FDSTORE messages: {:#?}",
         stores
     );
     for m in &stores {
         assert_eq!(m.fds.len(), 1, "FDSTORE without exactly one fd: {:?}", m);
         let f = &m.fds[0];
-        assert!(f.listening && f.stream, "stored fd is not a listening TCP socket: {:?}", m);
-        assert_eq!(f.port, Some(srv.addr.port()), "stored fd on another port: {:?}", m);
+        assert!(
+            f.listening && f.stream,
+            "stored fd is not a listening TCP socket: {:?}",
+            m
+        );
+        assert_eq!(
+            f.port,
+            Some(srv.addr.port()),
+            "stored fd on another port: {:?}",
+            m
+        );
     }
     assert!(
-        ns.all().iter().filter(|m| !m.fds.is_empty()).all(|m| m.has_line("FDSTORE=1")),
+        ns.all()
+            .iter()
+            .filter(|m| !m.fds.is_empty())
+            .all(|m| m.has_line("FDSTORE=1")),
         "fds attached to a message that is not FDSTORE=1"
     );
 
     // WATCHDOG=1 at half of WATCHDOG_USEC (2 s): within ~2 s, then about every second.
     let start = ns.all()[0].at;
-    let (w1_i, w1) = ns.wait(0, Duration::from_secs(4), "WATCHDOG=1", |m| m.has_line("WATCHDOG=1"));
+    let (w1_i, w1) = ns.wait(0, Duration::from_secs(4), "WATCHDOG=1", |m| {
+        m.has_line("WATCHDOG=1")
+    });
     assert!(
         w1.at.duration_since(start) <= Duration::from_millis(2500),
         "first WATCHDOG=1 only {:?} after the first notification",
         w1.at.duration_since(start)
     );
-    let (_, w2) = ns.wait(w1_i + 1, Duration::from_secs(4), "a second WATCHDOG=1", |m| m.has_line("WATCHDOG=1"));
+    let (_, w2) = ns.wait(
+        w1_i + 1,
+        Duration::from_secs(4),
+        "a second WATCHDOG=1",
+        |m| m.has_line("WATCHDOG=1"),
+    );
     let gap = w2.at.duration_since(w1.at);
     assert!(
         gap >= Duration::from_millis(400) && gap <= Duration::from_millis(1900),
@@ -270,7 +346,9 @@ fn notify_protocol() {
     let from = ns.len();
     let t_before = monotonic_usec();
     srv.signal(libc::SIGHUP);
-    let (rel_i, rel) = ns.wait(from, Duration::from_secs(5), "RELOADING=1", |m| m.has_line("RELOADING=1"));
+    let (rel_i, rel) = ns.wait(from, Duration::from_secs(5), "RELOADING=1", |m| {
+        m.has_line("RELOADING=1")
+    });
     let t_after = monotonic_usec();
     let mono: u64 = rel
         .value("MONOTONIC_USEC")
@@ -284,15 +362,25 @@ fn notify_protocol() {
         t_before,
         t_after
     );
-    ns.wait(rel_i + 1, Duration::from_secs(15), "READY=1 after RELOADING=1", |m| m.has_line("READY=1"));
-    let r = quick_get(srv.addr, Duration::from_secs(3)).unwrap_or_else(|e| panic!("GET after reload: {}", e));
+    ns.wait(
+        rel_i + 1,
+        Duration::from_secs(15),
+        "READY=1 after RELOADING=1",
+        |m| m.has_line("READY=1"),
+    );
+    let r = quick_get(srv.addr, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("GET after reload: {}", e));
     assert_eq!(r.status, 200);
 
     // SIGTERM: STOPPING=1, exit 0.
     let from = ns.len();
     srv.signal(libc::SIGTERM);
-    ns.wait(from, Duration::from_secs(5), "STOPPING=1", |m| m.has_line("STOPPING=1"));
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("no exit after SIGTERM");
+    ns.wait(from, Duration::from_secs(5), "STOPPING=1", |m| {
+        m.has_line("STOPPING=1")
+    });
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit after SIGTERM");
     assert_eq!(st.code(), Some(0), "{}", srv.log());
 }
 
@@ -303,35 +391,58 @@ fn notify_abstract_socket() {
     let name = format!(
         "ringstatic-test-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     );
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let ns = NotifySocket::new(UnixDatagram::bind_addr(&addr).expect("bind abstract notify socket"));
+    let ns =
+        NotifySocket::new(UnixDatagram::bind_addr(&addr).expect("bind abstract notify socket"));
     let env_val = format!("@{}", name);
     let mut srv = Server::spawn_env(
         &args(&d.join("www")),
         &[("NOTIFY_SOCKET", env_val.as_str())],
-        &["WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"],
+        &[
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
+        ],
         1,
     );
-    let (_, ready) = ns.wait(0, Duration::from_secs(15), "READY=1", |m| m.has_line("READY=1"));
+    let (_, ready) = ns.wait(0, Duration::from_secs(15), "READY=1", |m| {
+        m.has_line("READY=1")
+    });
     assert_eq!(ready.value("MAINPID"), Some(srv.pid.to_string().as_str()));
-    let r = quick_get(srv.addr, Duration::from_secs(3)).unwrap_or_else(|e| panic!("GET after READY: {}", e));
+    let r = quick_get(srv.addr, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("GET after READY: {}", e));
     assert_eq!(r.status, 200);
     let from = ns.len();
     srv.signal(libc::SIGTERM);
-    ns.wait(from, Duration::from_secs(5), "STOPPING=1", |m| m.has_line("STOPPING=1"));
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("no exit after SIGTERM");
+    ns.wait(from, Duration::from_secs(5), "STOPPING=1", |m| {
+        m.has_line("STOPPING=1")
+    });
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit after SIGTERM");
     assert_eq!(st.code(), Some(0));
     // No watchdog was asked for, so none is sent.
-    assert!(!ns.all().iter().any(|m| m.has_line("WATCHDOG=1")), "WATCHDOG=1 without WATCHDOG_USEC");
+    assert!(
+        !ns.all().iter().any(|m| m.has_line("WATCHDOG=1")),
+        "WATCHDOG=1 without WATCHDOG_USEC"
+    );
 }
 
 #[test]
 fn socket_activation_with_systemd_socket_activate() {
-    let tool = ["/usr/bin/systemd-socket-activate", "/lib/systemd/systemd-socket-activate"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists());
+    let tool = [
+        "/usr/bin/systemd-socket-activate",
+        "/lib/systemd/systemd-socket-activate",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists());
     let Some(tool) = tool else {
         println!("skipped: systemd-socket-activate not found (Debian package systemd)");
         return;
@@ -342,7 +453,13 @@ fn socket_activation_with_systemd_socket_activate() {
     let mut cmd = std::process::Command::new(tool);
     cmd.args(["-l", &addr.to_string(), "--fdname=http", BIN])
         // --listen is ignored when sockets are passed.
-        .args(["--listen", "127.0.0.1:0", "--workers", "2", d.join("www").to_str().unwrap()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+            d.join("www").to_str().unwrap(),
+        ])
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_PID")
         .env_remove("LISTEN_FDS")
@@ -356,20 +473,33 @@ fn socket_activation_with_systemd_socket_activate() {
             match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
                 Ok(s) => {
                     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let mut c = Conn { stream: s, buf: Vec::new(), eof: false };
-                    c.try_send(&get_req("/a.txt", &[])).map_err(|e| e.to_string())?;
+                    let mut c = Conn {
+                        stream: s,
+                        buf: Vec::new(),
+                        eof: false,
+                    };
+                    c.try_send(&get_req("/a.txt", &[]))
+                        .map_err(|e| e.to_string())?;
                     if c.read_until_close(Duration::from_secs(10)) == End::Timeout {
-                        return Err(format!("no close; got {:?}", String::from_utf8_lossy(&c.buf)));
+                        return Err(format!(
+                            "no close; got {:?}",
+                            String::from_utf8_lossy(&c.buf)
+                        ));
                     }
                     return Ok(c.buf);
                 }
-                Err(e) if Instant::now() >= deadline => return Err(format!("connect {}: {}", addr, e)),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("connect {}: {}", addr, e))
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
     });
     let mut srv = Server::spawn_command(cmd, &format!("{} -l {} ... ringstatic", tool, addr), 1);
-    let bytes = first.join().unwrap().unwrap_or_else(|e| panic!("first request: {}\n{}", e, srv.log()));
+    let bytes = first
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("first request: {}\n{}", e, srv.log()));
     match parse_response(&bytes, false, true) {
         Ok(Parsed::Done(r, _)) => {
             assert_eq!(r.status, 200, "{}", r.describe());
@@ -377,19 +507,32 @@ fn socket_activation_with_systemd_socket_activate() {
         }
         _ => panic!("bad first response {:?}", String::from_utf8_lossy(&bytes)),
     }
-    assert_eq!(srv.addr, addr, "listening line does not show the activated address\n{}", srv.log());
+    assert_eq!(
+        srv.addr,
+        addr,
+        "listening line does not show the activated address\n{}",
+        srv.log()
+    );
     for i in 0..8 {
         let r = get(addr, "/a.txt");
         assert_eq!(r.status, 200, "request {}: {}", i, r.describe());
     }
     assert!(
-        srv.log().contains("serving sockets passed by systemd (http)"),
+        srv.log()
+            .contains("serving sockets passed by systemd (http)"),
         "no note about the passed socket:\n{}",
         srv.log()
     );
     let listening = srv.listening.lock().unwrap().clone();
-    assert_eq!(listening, vec![addr], "--listen 127.0.0.1:0 was not ignored\n{}", srv.log());
+    assert_eq!(
+        listening,
+        vec![addr],
+        "--listen 127.0.0.1:0 was not ignored\n{}",
+        srv.log()
+    );
     srv.signal(libc::SIGTERM);
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("no exit after SIGTERM");
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit after SIGTERM");
     assert_eq!(st.code(), Some(0), "{}", srv.log());
 }

@@ -246,11 +246,19 @@ fn killed_worker_is_replaced_and_port_keeps_answering() {
     loop {
         let state = std::fs::read_to_string(format!("/proc/{victim}/stat"))
             .ok()
-            .and_then(|st| st.rsplit(')').next().and_then(|r| r.split_whitespace().next()).map(str::to_string));
+            .and_then(|st| {
+                st.rsplit(')')
+                    .next()
+                    .and_then(|r| r.split_whitespace().next())
+                    .map(str::to_string)
+            });
         if state.as_deref().map_or(true, |s| s == "Z" || s == "X") {
             break;
         }
-        assert!(Instant::now() < deadline, "worker {victim} did not die after SIGKILL");
+        assert!(
+            Instant::now() < deadline,
+            "worker {victim} did not die after SIGKILL"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     // Right after: 10 sequential fresh connections all succeed, while the master restarts it.
@@ -401,11 +409,20 @@ fn accept_out_of_fds_backs_off_and_recovers() {
     use std::os::unix::process::CommandExt;
     let d = site();
     let mut cmd = std::process::Command::new(BIN);
-    cmd.args(["--listen", "127.0.0.1:0", "--workers", "1", d.path().to_str().unwrap()]);
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        d.path().to_str().unwrap(),
+    ]);
     // SAFETY: setrlimit between fork and exec, async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -422,10 +439,18 @@ fn accept_out_of_fds_backs_off_and_recovers() {
             Err(_) => break,
         }
     }
-    assert!(conns.len() > 64, "only {} connections could be opened", conns.len());
+    assert!(
+        conns.len() > 64,
+        "only {} connections could be opened",
+        conns.len()
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !s.log().contains("pausing accepts") {
-        assert!(Instant::now() < deadline, "no back-off logged:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "no back-off logged:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(conns);
@@ -438,8 +463,17 @@ fn accept_out_of_fds_backs_off_and_recovers() {
             assert_eq!(r.status, 200, "{}", r.describe());
             break;
         }
-        assert!(Instant::now() < deadline, "no answer after the flood:\n{}", s.log());
+        assert!(
+            Instant::now() < deadline,
+            "no answer after the flood:\n{}",
+            s.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(s.worker_pids(), before, "the worker died (or was replaced) during the flood:\n{}", s.log());
+    assert_eq!(
+        s.worker_pids(),
+        before,
+        "the worker died (or was replaced) during the flood:\n{}",
+        s.log()
+    );
 }

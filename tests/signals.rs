@@ -113,12 +113,24 @@ fn hup_under_load_drops_nothing() {
 
     // Three reloads about 0.5 s apart: `-s reload` (synchronous), a plain SIGHUP, `-s reload`.
     let (code, _, err) = ctl("reload", &pf);
-    assert_eq!(code, Some(0), "`-s reload` #1 failed: {}\n{}", err, srv.log());
+    assert_eq!(
+        code,
+        Some(0),
+        "`-s reload` #1 failed: {}\n{}",
+        err,
+        srv.log()
+    );
     sleep_watching(&srv, Duration::from_millis(500), &mut seen);
     srv.signal(libc::SIGHUP);
     sleep_watching(&srv, Duration::from_millis(500), &mut seen);
     let (code, _, err) = ctl("reload", &pf);
-    assert_eq!(code, Some(0), "`-s reload` #3 failed: {}\n{}", err, srv.log());
+    assert_eq!(
+        code,
+        Some(0),
+        "`-s reload` #3 failed: {}\n{}",
+        err,
+        srv.log()
+    );
     let ok_after_last_reload = load.ok_so_far();
 
     // Keep the load on until ~3 s in total, and at least 0.5 s after the last reload.
@@ -149,8 +161,19 @@ fn hup_under_load_drops_nothing() {
         sleep_watching(&srv, Duration::from_millis(50), &mut seen);
     };
     let rep = load.stop();
-    eprintln!("hup_under_load: {}; workers seen {:?}, now {:?}", rep.describe(), seen, current);
-    assert_eq!(rep.failures, 0, "requests failed across reloads: {}\n{}", rep.describe(), srv.log());
+    eprintln!(
+        "hup_under_load: {}; workers seen {:?}, now {:?}",
+        rep.describe(),
+        seen,
+        current
+    );
+    assert_eq!(
+        rep.failures,
+        0,
+        "requests failed across reloads: {}\n{}",
+        rep.describe(),
+        srv.log()
+    );
     assert_eq!(rep.connect_errors, 0, "{}", rep.describe());
     assert!(
         rep.ok > ok_after_last_reload + 50,
@@ -159,12 +182,18 @@ fn hup_under_load_drops_nothing() {
         rep.ok
     );
     for p in &first {
-        assert!(process_gone(*p), "first-generation worker {} still alive", p);
+        assert!(
+            process_gone(*p),
+            "first-generation worker {} still alive",
+            p
+        );
     }
     // Served by the new workers, and the master still stops cleanly.
     assert_eq!(get(srv.addr, "/small.txt").status, 200);
     srv.signal(libc::SIGTERM);
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("master did not exit after SIGTERM");
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("master did not exit after SIGTERM");
     assert_eq!(st.code(), Some(0), "{}", srv.log());
 }
 
@@ -174,7 +203,10 @@ fn hup_with_broken_config_keeps_old() {
     let pf = d.join("rs.pid");
     let conf = d.join("rs.conf");
     std::fs::write(&conf, "# test config\ncache-control max-age=100\n").unwrap();
-    let srv = Server::start(&d.join("www"), &["--config", s(&conf), "--pid-file", s(&pf)]);
+    let srv = Server::start(
+        &d.join("www"),
+        &["--config", s(&conf), "--pid-file", s(&pf)],
+    );
     let first = srv.wait_workers(2, Duration::from_secs(5));
     let cc = |want: &str, ctx: &str| {
         // Fresh connections, so both workers answer some of them.
@@ -186,11 +218,28 @@ fn hup_with_broken_config_keeps_old() {
                     .worker_pids()
                     .iter()
                     .map(|p| {
-                        let st = std::fs::read_to_string(format!("/proc/{}/stat", p)).unwrap_or_default();
-                        format!("{} [{}]", p, st.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("?"))
+                        let st = std::fs::read_to_string(format!("/proc/{}/stat", p))
+                            .unwrap_or_default();
+                        format!(
+                            "{} [{}]",
+                            p,
+                            st.rsplit(')')
+                                .next()
+                                .unwrap_or("")
+                                .split_whitespace()
+                                .next()
+                                .unwrap_or("?")
+                        )
                     })
                     .collect();
-                panic!("{} (request {}): {}; workers now {:?}\n{}", ctx, i, e, w, srv.log())
+                panic!(
+                    "{} (request {}): {}; workers now {:?}\n{}",
+                    ctx,
+                    i,
+                    e,
+                    w,
+                    srv.log()
+                )
             });
             assert_eq!(r.status, 200, "{}: {}", ctx, r.describe());
             assert_eq!(
@@ -209,30 +258,63 @@ fn hup_with_broken_config_keeps_old() {
     // An unknown option: the reload fails, the old settings stay.
     std::fs::write(&conf, "cache-control max-age=200\nno-such-option 1\n").unwrap();
     let (code, out, err) = ctl("reload", &pf);
-    assert_eq!(code, Some(1), "`-s reload` with a broken config: stdout {:?} stderr {:?}", out, err);
+    assert_eq!(
+        code,
+        Some(1),
+        "`-s reload` with a broken config: stdout {:?} stderr {:?}",
+        out,
+        err
+    );
     assert!(err.contains("reload failed"), "`-s reload` said: {:?}", err);
     assert!(
-        wait_log(&srv, "reload failed, keeping the running configuration", Duration::from_secs(10)),
+        wait_log(
+            &srv,
+            "reload failed, keeping the running configuration",
+            Duration::from_secs(10)
+        ),
         "no `reload failed` line from the master:\n{}",
         srv.log()
     );
-    assert!(srv.log().contains("no-such-option"), "the failure does not name the bad option:\n{}", srv.log());
-    assert_eq!(srv.worker_pids(), first, "workers changed on a failed reload");
+    assert!(
+        srv.log().contains("no-such-option"),
+        "the failure does not name the bad option:\n{}",
+        srv.log()
+    );
+    assert_eq!(
+        srv.worker_pids(),
+        first,
+        "workers changed on a failed reload"
+    );
     cc("max-age=100", "after a failed reload (unknown option)");
 
     // The config file gone: fails the same way.
     std::fs::remove_file(&conf).unwrap();
     let (code, _, err) = ctl("reload", &pf);
-    assert_eq!(code, Some(1), "`-s reload` with the config file missing: {:?}", err);
+    assert_eq!(
+        code,
+        Some(1),
+        "`-s reload` with the config file missing: {:?}",
+        err
+    );
     cc("max-age=100", "after a failed reload (config file missing)");
 
     // Fixed with a new value: the reload succeeds and the new value is served.
     std::fs::write(&conf, "cache-control max-age=300\n").unwrap();
     let (code, _, err) = ctl("reload", &pf);
-    assert_eq!(code, Some(0), "`-s reload` with a fixed config: {:?}\n{}", err, srv.log());
+    assert_eq!(
+        code,
+        Some(0),
+        "`-s reload` with a fixed config: {:?}\n{}",
+        err,
+        srv.log()
+    );
     // Old workers may still be finishing an accept that raced the reload; wait for them to go.
     for p in &first {
-        assert!(wait_gone(*p, Duration::from_secs(10)), "old worker {} did not exit after the reload", p);
+        assert!(
+            wait_gone(*p, Duration::from_secs(10)),
+            "old worker {} did not exit after the reload",
+            p
+        );
     }
     cc("max-age=300", "after the fixed reload");
 }
@@ -244,7 +326,10 @@ fn usr1_after_moving_log_reopens() {
     let log = d.join("logs/access.log");
     std::fs::create_dir_all(d.join("logs")).unwrap();
     let rotated = d.join("logs/access.log.1");
-    let mut srv = Server::start(&d.join("www"), &["--access-log", s(&log), "--pid-file", s(&pf)]);
+    let mut srv = Server::start(
+        &d.join("www"),
+        &["--access-log", s(&log), "--pid-file", s(&pf)],
+    );
     srv.wait_workers(2, Duration::from_secs(5));
     const N: usize = 20;
     let lines = |p: &std::path::Path| -> Vec<String> {
@@ -261,13 +346,24 @@ fn usr1_after_moving_log_reopens() {
             if have >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "{}: {} has {} lines, expected {}", ctx, p.display(), have, n);
+            assert!(
+                Instant::now() < deadline,
+                "{}: {} has {} lines, expected {}",
+                ctx,
+                p.display(),
+                have,
+                n
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     };
     let send = |phase: usize| {
         for i in 0..N {
-            let r = get_with(srv.addr, &format!("/small.txt?phase={}&n={}", phase, i), &["User-Agent: rs-test/1.0"]);
+            let r = get_with(
+                srv.addr,
+                &format!("/small.txt?phase={}&n={}", phase, i),
+                &["User-Agent: rs-test/1.0"],
+            );
             assert_eq!(r.status, 200, "{}", r.describe());
         }
     };
@@ -276,7 +372,11 @@ fn usr1_after_moving_log_reopens() {
     let t0 = Instant::now();
     wait_lines(&log, N, "before the move");
     // Lines are flushed at least every 250 ms; allow generous scheduling slack.
-    assert!(t0.elapsed() < Duration::from_secs(3), "access log lines took {:?} to appear", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "access log lines took {:?} to appear",
+        t0.elapsed()
+    );
 
     std::fs::rename(&log, &rotated).unwrap();
     let (code, _, err) = ctl("reopen", &pf);
@@ -284,7 +384,11 @@ fn usr1_after_moving_log_reopens() {
     // The master forwards USR1 to the workers; the first to reopen recreates the file.
     let deadline = Instant::now() + Duration::from_secs(5);
     while !log.exists() {
-        assert!(Instant::now() < deadline, "access.log not recreated after `-s reopen`\n{}", srv.log());
+        assert!(
+            Instant::now() < deadline,
+            "access.log not recreated after `-s reopen`\n{}",
+            srv.log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     // Let the other worker reopen too before the next requests.
@@ -294,15 +398,26 @@ fn usr1_after_moving_log_reopens() {
 
     // A graceful stop flushes everything; then check both files line by line.
     srv.signal(libc::SIGTERM);
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("no exit after SIGTERM");
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit after SIGTERM");
     assert_eq!(st.code(), Some(0));
     for (path, phase) in [(&rotated, 1), (&log, 2)] {
         let got = lines(path);
-        assert_eq!(got.len(), N, "{} has {} lines, expected {}:\n{}", path.display(), got.len(), N, got.join("\n"));
+        assert_eq!(
+            got.len(),
+            N,
+            "{} has {} lines, expected {}:\n{}",
+            path.display(),
+            got.len(),
+            N,
+            got.join("\n")
+        );
         let mut seen = [false; N];
         for l in &got {
             assert!(
-                l.starts_with("127.0.0.1 - - [") && l.contains(" +0000] \"GET /small.txt?phase=")
+                l.starts_with("127.0.0.1 - - [")
+                    && l.contains(" +0000] \"GET /small.txt?phase=")
                     && l.ends_with(&format!(" 200 {} \"-\" \"rs-test/1.0\"", SMALL_LEN)),
                 "not a combined-format line for our request: {:?}",
                 l
@@ -310,7 +425,13 @@ fn usr1_after_moving_log_reopens() {
             let q = l.split("?phase=").nth(1).unwrap();
             let (p, rest) = q.split_once("&n=").unwrap();
             let n: usize = rest.split(' ').next().unwrap().parse().unwrap();
-            assert_eq!(p.parse::<usize>().unwrap(), phase, "line in the wrong file {}: {:?}", path.display(), l);
+            assert_eq!(
+                p.parse::<usize>().unwrap(),
+                phase,
+                "line in the wrong file {}: {:?}",
+                path.display(),
+                l
+            );
             assert!(!seen[n], "duplicate line {:?}", l);
             seen[n] = true;
         }
@@ -329,10 +450,16 @@ fn usr2_upgrade_under_load() {
     let mut srv = Server::start(&root, &["--pid-file", s(&pf)]);
     let old_pid = srv.pid;
     let old_workers = srv.wait_workers(2, Duration::from_secs(5));
-    assert_eq!(std::fs::read_to_string(&pf).unwrap().trim(), old_pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pf).unwrap().trim(),
+        old_pid.to_string()
+    );
 
     let load = Load::start(srv.addr, CLIENTS, targets, Duration::from_secs(40));
-    assert!(load.wait_ok(200, Duration::from_secs(10)), "load did not get going");
+    assert!(
+        load.wait_ok(200, Duration::from_secs(10)),
+        "load did not get going"
+    );
     std::thread::sleep(Duration::from_millis(500));
     srv.signal(libc::SIGUSR2);
 
@@ -348,29 +475,69 @@ fn usr2_upgrade_under_load() {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "pid file never named a new master\n{}", srv.log());
+        assert!(
+            Instant::now() < deadline,
+            "pid file never named a new master\n{}",
+            srv.log()
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
-    assert!(!process_gone(new_pid), "the pid file names {} which is not running", new_pid);
+    assert!(
+        !process_gone(new_pid),
+        "the pid file names {} which is not running",
+        new_pid
+    );
     let cmd = std::fs::read(format!("/proc/{}/cmdline", new_pid)).unwrap_or_default();
-    assert!(contains(&cmd, root_s.as_bytes()), "pid {} is not our new master: {:?}", new_pid, String::from_utf8_lossy(&cmd));
+    assert!(
+        contains(&cmd, root_s.as_bytes()),
+        "pid {} is not our new master: {:?}",
+        new_pid,
+        String::from_utf8_lossy(&cmd)
+    );
 
     // The old master (our child) drains and exits 0.
-    let st = srv.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("old master did not exit\n{}", srv.log()));
+    let st = srv
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("old master did not exit\n{}", srv.log()));
     assert_eq!(st.code(), Some(0), "old master: {:?}\n{}", st, srv.log());
     for w in &old_workers {
-        assert!(wait_gone(*w, Duration::from_secs(5)), "old worker {} outlived its master", w);
+        assert!(
+            wait_gone(*w, Duration::from_secs(5)),
+            "old worker {} outlived its master",
+            w
+        );
     }
-    assert!(!oldbin.exists(), "{} left behind after the old master exited", oldbin.display());
-    assert_eq!(std::fs::read_to_string(&pf).unwrap().trim(), new_pid.to_string());
+    assert!(
+        !oldbin.exists(),
+        "{} left behind after the old master exited",
+        oldbin.display()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&pf).unwrap().trim(),
+        new_pid.to_string()
+    );
 
     // The new master alone keeps serving the load.
     let ok_then = load.ok_so_far();
     let more = load.wait_ok(ok_then + 100, Duration::from_secs(10));
     let rep = load.stop();
-    eprintln!("usr2_upgrade: {}; saw .oldbin: {}", rep.describe(), saw_oldbin);
-    assert!(more, "no progress after the old master exited: {}", rep.describe());
-    assert_eq!(rep.failures, 0, "requests failed across the upgrade: {}\n{}", rep.describe(), srv.log());
+    eprintln!(
+        "usr2_upgrade: {}; saw .oldbin: {}",
+        rep.describe(),
+        saw_oldbin
+    );
+    assert!(
+        more,
+        "no progress after the old master exited: {}",
+        rep.describe()
+    );
+    assert_eq!(
+        rep.failures,
+        0,
+        "requests failed across the upgrade: {}\n{}",
+        rep.describe(),
+        srv.log()
+    );
     assert_eq!(rep.connect_errors, 0, "{}", rep.describe());
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -379,7 +546,12 @@ fn usr2_upgrade_under_load() {
         if w.len() == 2 {
             break w;
         }
-        assert!(Instant::now() < deadline, "new master {} has workers {:?}", new_pid, w);
+        assert!(
+            Instant::now() < deadline,
+            "new master {} has workers {:?}",
+            new_pid,
+            w
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let r = get(srv.addr, "/big.bin");
@@ -400,9 +572,17 @@ fn usr2_upgrade_under_load() {
     unsafe {
         libc::kill(new_pid, libc::SIGTERM);
     }
-    assert!(wait_gone(new_pid, Duration::from_secs(15)), "new master {} did not exit after SIGTERM", new_pid);
+    assert!(
+        wait_gone(new_pid, Duration::from_secs(15)),
+        "new master {} did not exit after SIGTERM",
+        new_pid
+    );
     for w in &new_workers {
-        assert!(wait_gone(*w, Duration::from_secs(5)), "new worker {} outlived its master", w);
+        assert!(
+            wait_gone(*w, Duration::from_secs(5)),
+            "new worker {} outlived its master",
+            w
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -410,10 +590,17 @@ fn usr2_upgrade_under_load() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "ringstatic processes of this test still running: {:?}", left);
+        assert!(
+            Instant::now() < deadline,
+            "ringstatic processes of this test still running: {:?}",
+            left
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(!pf.exists(), "pid file left behind by the new master's exit");
+    assert!(
+        !pf.exists(),
+        "pid file left behind by the new master's exit"
+    );
 }
 
 #[test]
@@ -443,9 +630,19 @@ fn quit_during_large_download_completes() {
     assert_bytes_eq(&r.body, &data, "64 MiB body across SIGQUIT");
     drop(r);
     let end = c.read_until_close(Duration::from_secs(15));
-    assert_ne!(end, End::Timeout, "connection kept open during the graceful stop");
-    assert!(c.buf.is_empty(), "bytes after the response: {:?}", String::from_utf8_lossy(&c.buf[..c.buf.len().min(200)]));
-    let st = srv.wait_exit(Duration::from_secs(15)).expect("master did not exit after SIGQUIT");
+    assert_ne!(
+        end,
+        End::Timeout,
+        "connection kept open during the graceful stop"
+    );
+    assert!(
+        c.buf.is_empty(),
+        "bytes after the response: {:?}",
+        String::from_utf8_lossy(&c.buf[..c.buf.len().min(200)])
+    );
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("master did not exit after SIGQUIT");
     assert_eq!(st.code(), Some(0), "{:?}\n{}", st, srv.log());
 }
 
@@ -457,7 +654,10 @@ fn worker_sigkill_under_load() {
     let before = srv.wait_workers(2, Duration::from_secs(5));
     let small = targets[0].body.clone();
     let load = Load::start(srv.addr, CLIENTS, targets, Duration::from_secs(30));
-    assert!(load.wait_ok(300, Duration::from_secs(10)), "load did not get going");
+    assert!(
+        load.wait_ok(300, Duration::from_secs(10)),
+        "load did not get going"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(load.failures_so_far(), 0, "failures before any kill");
 
@@ -466,7 +666,11 @@ fn worker_sigkill_under_load() {
     unsafe {
         libc::kill(victim, libc::SIGKILL);
     }
-    assert!(wait_gone(victim, Duration::from_secs(5)), "worker {} did not die", victim);
+    assert!(
+        wait_gone(victim, Duration::from_secs(5)),
+        "worker {} did not die",
+        victim
+    );
 
     // New connections keep succeeding throughout: while the master restarts the worker and after.
     let mut probes = 0;
@@ -475,9 +679,15 @@ fn worker_sigkill_under_load() {
     loop {
         let mut c = Conn::open(srv.addr);
         c.send(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        let r = c
-            .try_read_response(false)
-            .unwrap_or_else(|e| panic!("new connection {} after killing worker {}: {}\n{}", probes, victim, e, srv.log()));
+        let r = c.try_read_response(false).unwrap_or_else(|e| {
+            panic!(
+                "new connection {} after killing worker {}: {}\n{}",
+                probes,
+                victim,
+                e,
+                srv.log()
+            )
+        });
         assert_eq!(r.status, 200, "probe {}: {}", probes, r.describe());
         assert_eq!(r.body, *small);
         probes += 1;
@@ -502,7 +712,11 @@ fn worker_sigkill_under_load() {
     let more = load.wait_ok(ok_then + 100, Duration::from_secs(10));
     let rep = load.stop();
     eprintln!("worker_sigkill: {}; {} probes", rep.describe(), probes);
-    assert!(more, "load made no progress after the worker came back: {}", rep.describe());
+    assert!(
+        more,
+        "load made no progress after the worker came back: {}",
+        rep.describe()
+    );
     assert_eq!(rep.connect_errors, 0, "{}", rep.describe());
     // Only requests in flight on the killed worker's connections may fail: at most one per
     // client connection (each client thread holds one at a time), all after the kill, and only
@@ -515,7 +729,13 @@ fn worker_sigkill_under_load() {
         rep.describe()
     );
     for (t, f) in &rep.failure_log {
-        assert!(*t >= kill_ms, "failure before the kill (at {} ms, kill at {} ms): {}", t, kill_ms, f);
+        assert!(
+            *t >= kill_ms,
+            "failure before the kill (at {} ms, kill at {} ms): {}",
+            t,
+            kill_ms,
+            f
+        );
         assert!(
             f.contains("in the middle of a response") || f.contains("no response"),
             "a failure that is not a cut-off connection: {}",
@@ -523,7 +743,12 @@ fn worker_sigkill_under_load() {
         );
     }
     let now = srv.wait_workers(2, Duration::from_secs(5));
-    assert!(now.contains(&before[1]), "the other worker was replaced too: {:?} -> {:?}", before, now);
+    assert!(
+        now.contains(&before[1]),
+        "the other worker was replaced too: {:?} -> {:?}",
+        before,
+        now
+    );
 }
 
 #[test]
@@ -531,21 +756,42 @@ fn config_test_flag() {
     let (d, _) = site("config-test");
     let root = d.join("www");
     let good = d.join("good.conf");
-    std::fs::write(&good, "# ok\ncache-control max-age=60\nlisten 127.0.0.1:0\n").unwrap();
+    std::fs::write(
+        &good,
+        "# ok\ncache-control max-age=60\nlisten 127.0.0.1:0\n",
+    )
+    .unwrap();
     let bad = d.join("bad.conf");
     std::fs::write(&bad, "cache-control max-age=60\nfrobnicate yes\n").unwrap();
     let one_line = |out: &str, err: &str| -> String {
-        let all: Vec<&str> = out.lines().chain(err.lines()).filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(all.len(), 1, "expected exactly one line, got stdout {:?} stderr {:?}", out, err);
+        let all: Vec<&str> = out
+            .lines()
+            .chain(err.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one line, got stdout {:?} stderr {:?}",
+            out,
+            err
+        );
         all[0].to_string()
     };
 
     // -t with a good config file.
-    let (st, out, err) = run_binary(&["-t", "--config", s(&good), s(&root)], Duration::from_secs(10));
+    let (st, out, err) = run_binary(
+        &["-t", "--config", s(&good), s(&root)],
+        Duration::from_secs(10),
+    );
     assert_eq!(st.code(), Some(0), "stdout {:?} stderr {:?}", out, err);
     let l = one_line(&out, &err);
     assert!(l.starts_with("ringstatic: configuration ok: "), "{:?}", l);
-    assert!(out.contains("configuration ok"), "the ok line belongs on stdout: {:?}", out);
+    assert!(
+        out.contains("configuration ok"),
+        "the ok line belongs on stdout: {:?}",
+        out
+    );
 
     // -t without a config file.
     let (st, out, err) = run_binary(&["-t", s(&root)], Duration::from_secs(10));
@@ -560,20 +806,38 @@ fn config_test_flag() {
     assert!(l.contains(s(&missing)), "does not name the root: {:?}", l);
 
     // -t with a config file naming an unknown option: exit 1, one line naming the problem.
-    let (st, out, err) = run_binary(&["-t", "--config", s(&bad), s(&root)], Duration::from_secs(10));
+    let (st, out, err) = run_binary(
+        &["-t", "--config", s(&bad), s(&root)],
+        Duration::from_secs(10),
+    );
     let l = one_line(&out, &err);
-    assert!(l.contains("frobnicate"), "does not name the unknown option: {:?}", l);
+    assert!(
+        l.contains("frobnicate"),
+        "does not name the unknown option: {:?}",
+        l
+    );
     assert!(l.contains("line 2"), "does not name the line: {:?}", l);
-    assert_eq!(st.code(), Some(1), "-t with a broken config file must exit 1; said {:?}", l);
+    assert_eq!(
+        st.code(),
+        Some(1),
+        "-t with a broken config file must exit 1; said {:?}",
+        l
+    );
 
     // -s reload without --pid-file: exit 1, one clear line.
     let (st, out, err) = run_binary(&["-s", "reload"], Duration::from_secs(10));
     let l = one_line(&out, &err);
     assert_eq!(st.code(), Some(1), "{:?}", l);
-    assert!(l.contains("--pid-file"), "does not say what is missing: {:?}", l);
+    assert!(
+        l.contains("--pid-file"),
+        "does not say what is missing: {:?}",
+        l
+    );
 
     // -s stop with a pid file naming no process: exit 1.
-    let mut c = std::process::Command::new("true").spawn().expect("spawn true");
+    let mut c = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
     let dead = c.id() as i32;
     c.wait().unwrap();
     assert!(process_gone(dead));
@@ -583,7 +847,12 @@ fn config_test_flag() {
         let (code, out, err) = ctl(what, &pf);
         let l = one_line(&out, &err);
         assert_eq!(code, Some(1), "-s {} with a stale pid file: {:?}", what, l);
-        assert!(l.contains(&dead.to_string()), "-s {}: does not name the pid: {:?}", what, l);
+        assert!(
+            l.contains(&dead.to_string()),
+            "-s {}: does not name the pid: {:?}",
+            what,
+            l
+        );
     }
     // ... and a pid file that does not exist.
     let (code, out, err) = ctl("stop", &d.join("absent.pid"));

@@ -77,7 +77,6 @@ fn unit_files_verify_clean() {
         "verify did not notice a missing ExecStart binary, so the check above proves nothing:\n{}",
         out.describe()
     );
-
 }
 
 #[test]
@@ -446,7 +445,10 @@ fn run_checks(c: &Container, checks: &mut Checks) {
     checks.check(
         "runs as a dynamic user (a uid in 61184-65519, not root)",
         ensure(
-            uid.stdout.trim().parse::<u32>().is_ok_and(|u| (61184..=65519).contains(&u)),
+            uid.stdout
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|u| (61184..=65519).contains(&u)),
             || format!("uid {:?}", uid.stdout.trim()),
         ),
     );

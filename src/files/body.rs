@@ -29,9 +29,17 @@ pub enum Chunk {
     /// Bytes this connection owns (headers, error pages, small bodies copied after their header).
     Owned { buf: Vec<u8>, pos: usize },
     /// A slice of a cached file's bytes; the `Rc` keeps them alive while the kernel reads them.
-    Shared { buf: Rc<[u8]>, pos: usize, end: usize },
+    Shared {
+        buf: Rc<[u8]>,
+        pos: usize,
+        end: usize,
+    },
     /// `offset..end` of a file; the `Rc` keeps the fd open even if the cache evicts it meanwhile.
-    File { fd: Rc<OwnedFd>, offset: u64, end: u64 },
+    File {
+        fd: Rc<OwnedFd>,
+        offset: u64,
+        end: u64,
+    },
 }
 
 impl Chunk {
@@ -115,7 +123,10 @@ const MAX_IDLE_PIPES: usize = 32;
 
 impl PipePool {
     pub fn new(size: usize) -> PipePool {
-        PipePool { idle: Vec::new(), size }
+        PipePool {
+            idle: Vec::new(),
+            size,
+        }
     }
 
     pub fn take(&mut self) -> io::Result<Pipe> {
@@ -128,11 +139,22 @@ impl PipePool {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fresh fds owned by nobody else.
-        let (r, w) = unsafe { (<OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]), <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1])) };
+        let (r, w) = unsafe {
+            (
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]),
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
+            )
+        };
         // SAFETY: F_SETPIPE_SZ on our pipe; the kernel rounds up or refuses (then the default stays).
-        let got = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, self.size as libc::c_int) };
+        let got =
+            unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, self.size as libc::c_int) };
         let size = if got > 0 { got as usize } else { 65536 };
-        Ok(Pipe { r, w, filled: 0, size })
+        Ok(Pipe {
+            r,
+            w,
+            filled: 0,
+            size,
+        })
     }
 
     pub fn give(&mut self, p: Pipe) {
@@ -156,19 +178,41 @@ pub enum SpliceOutcome {
 /// One step of file -> pipe -> socket: drain the pipe if it holds anything, else refill it from
 /// the file at `offset` (at most `len` bytes). Never sends a count it did not get: a short
 /// file -> pipe splice just leaves less in the pipe.
-pub fn splice_step(sock: RawFd, pipe: &mut Pipe, fd: &OwnedFd, offset: u64, len: u64) -> SpliceOutcome {
+pub fn splice_step(
+    sock: RawFd,
+    pipe: &mut Pipe,
+    fd: &OwnedFd,
+    offset: u64,
+    len: u64,
+) -> SpliceOutcome {
     let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
     loop {
         let n = if pipe.filled > 0 {
             // SAFETY: splice between two fds we own; no user memory is touched.
             unsafe {
-                libc::splice(pipe.r.as_raw_fd(), std::ptr::null_mut(), sock, std::ptr::null_mut(), pipe.filled, flags | libc::SPLICE_F_MORE)
+                libc::splice(
+                    pipe.r.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    sock,
+                    std::ptr::null_mut(),
+                    pipe.filled,
+                    flags | libc::SPLICE_F_MORE,
+                )
             }
         } else {
             let mut off = offset as libc::loff_t;
             let want = (len as usize).min(pipe.size);
             // SAFETY: as above; `off` is a valid in/out offset.
-            unsafe { libc::splice(fd.as_raw_fd(), &mut off, pipe.w.as_raw_fd(), std::ptr::null_mut(), want, flags) }
+            unsafe {
+                libc::splice(
+                    fd.as_raw_fd(),
+                    &mut off,
+                    pipe.w.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    want,
+                    flags,
+                )
+            }
         };
         if n > 0 {
             return if pipe.filled > 0 {
@@ -180,7 +224,11 @@ pub fn splice_step(sock: RawFd, pipe: &mut Pipe, fd: &OwnedFd, offset: u64, len:
             };
         }
         if n == 0 {
-            return if pipe.filled > 0 { SpliceOutcome::WouldBlock } else { SpliceOutcome::FileShrank };
+            return if pipe.filled > 0 {
+                SpliceOutcome::WouldBlock
+            } else {
+                SpliceOutcome::FileShrank
+            };
         }
         let e = io::Error::last_os_error();
         match e.raw_os_error() {

@@ -17,7 +17,6 @@ use std::rc::Rc;
 use super::open::{fstat, read_all, status_for_errno, Root};
 use crate::http::date::{format_http_date, HTTP_DATE_LEN};
 
-
 /// What identifies one version of a file: if any of these change, the cached entry is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Version {
@@ -85,7 +84,12 @@ impl Prebuilt {
         let head_len = head.len();
         let mut v = head;
         v.extend_from_slice(bytes);
-        Prebuilt { buf: std::cell::RefCell::new(Rc::from(v)), head_len, date_at, date_secs: std::cell::Cell::new(i64::MIN) }
+        Prebuilt {
+            buf: std::cell::RefCell::new(Rc::from(v)),
+            head_len,
+            date_at,
+            date_secs: std::cell::Cell::new(i64::MIN),
+        }
     }
 
     /// The response with today's Date; `(buffer, head length)`.
@@ -178,7 +182,8 @@ impl FileCache {
             bytes: 0,
             inline_max,
             valid_ms,
-            cache_control: cache_control.map(|v| format!("Cache-Control: {v}\r\n").into_bytes().into()),
+            cache_control: cache_control
+                .map(|v| format!("Cache-Control: {v}\r\n").into_bytes().into()),
         }
     }
 
@@ -242,7 +247,12 @@ impl FileCache {
         }
     }
 
-    fn file_entry(&mut self, fd: OwnedFd, mut st: libc::stat, path: &[u8]) -> io::Result<FileEntry> {
+    fn file_entry(
+        &mut self,
+        fd: OwnedFd,
+        mut st: libc::stat,
+        path: &[u8],
+    ) -> io::Result<FileEntry> {
         let mut body = None;
         // Only while the memory budget has room: once it is full, further files are sent from the
         // page cache with sendfile instead of evicting (and later re-reading) other files' bytes,
@@ -327,7 +337,13 @@ impl FileCache {
             }
             self.remove(self.tail);
         }
-        let node = Node { key: key.into(), value, checked_at_ms: now_ms, prev: NIL, next: NIL };
+        let node = Node {
+            key: key.into(),
+            value,
+            checked_at_ms: now_ms,
+            prev: NIL,
+            next: NIL,
+        };
         let idx = match self.free.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
@@ -473,7 +489,8 @@ mod tests {
     use super::*;
 
     fn tmpdir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ringstatic-cache-{}-{}", name, std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("ringstatic-cache-{}-{}", name, std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -497,13 +514,18 @@ mod tests {
         match c.lookup(&root, b"/a.txt", 0) {
             Lookup::File(f) => {
                 assert_eq!(f.size, 3);
-                let Body::Memory(m) = &f.body else { panic!("small files live in memory") };
+                let Body::Memory(m) = &f.body else {
+                    panic!("small files live in memory")
+                };
                 let (buf, at) = m.body();
                 assert_eq!(&buf[at..], b"aaa");
                 let (resp, _) = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
                 let text = String::from_utf8_lossy(&resp).into_owned();
                 assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-                assert!(text.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"), "{text}");
+                assert!(
+                    text.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+                    "{text}"
+                );
                 assert!(text.contains("\r\nContent-Length: 3\r\n"), "{text}");
                 assert!(text.ends_with("\r\n\r\naaa"), "{text}");
                 // A send in flight keeps its buffer; the next second gets a fresh copy.
@@ -529,12 +551,18 @@ mod tests {
         std::fs::write(d.join("f"), b"old").unwrap();
         let root = Root::open(&d).unwrap();
         let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, None);
-        let Lookup::File(a) = c.lookup(&root, b"/f", 0) else { panic!() };
+        let Lookup::File(a) = c.lookup(&root, b"/f", 0) else {
+            panic!()
+        };
         std::fs::write(d.join("f.new"), b"newer").unwrap();
         std::fs::rename(d.join("f.new"), d.join("f")).unwrap();
-        let Lookup::File(b) = c.lookup(&root, b"/f", 50) else { panic!() };
+        let Lookup::File(b) = c.lookup(&root, b"/f", 50) else {
+            panic!()
+        };
         assert_eq!(b.size, 3, "still trusted within validity");
-        let Lookup::File(b) = c.lookup(&root, b"/f", 150) else { panic!() };
+        let Lookup::File(b) = c.lookup(&root, b"/f", 150) else {
+            panic!()
+        };
         assert_eq!(b.size, 5);
         assert_ne!(a.etag, b.etag);
         let _ = std::fs::remove_dir_all(&d);
@@ -550,7 +578,10 @@ mod tests {
         let root = Root::open(&d).unwrap();
         let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, None);
         assert!(matches!(c.lookup(&root, b"/link", 0), Lookup::Status(403)));
-        assert!(matches!(c.lookup(&root, b"/up/x", 0), Lookup::Status(403 | 404)));
+        assert!(matches!(
+            c.lookup(&root, b"/up/x", 0),
+            Lookup::Status(403 | 404)
+        ));
         let _ = std::fs::remove_dir_all(&d);
         let _ = std::fs::remove_dir_all(&outside);
     }
@@ -563,16 +594,22 @@ mod tests {
         std::fs::write(d.join("big"), vec![3u8; 5000]).unwrap();
         let root = Root::open(&d).unwrap();
         let mut c = FileCache::new(100, 1500, 4096, 1000, None);
-        let Lookup::File(a) = c.lookup(&root, b"/a", 0) else { panic!() };
+        let Lookup::File(a) = c.lookup(&root, b"/a", 0) else {
+            panic!()
+        };
         assert!(matches!(a.body, Body::Memory(_)));
         // The budget is full: b is served from its fd, and a stays cached in memory.
-        let Lookup::File(b) = c.lookup(&root, b"/b", 0) else { panic!() };
+        let Lookup::File(b) = c.lookup(&root, b"/b", 0) else {
+            panic!()
+        };
         assert!(matches!(b.body, Body::Fd(_)));
         let Body::Memory(m) = &a.body else { panic!() };
         assert_eq!(c.memory_bytes(), m.len() as u64);
         assert_eq!(c.len(), 2);
         // Above --inline-max: always from the fd.
-        let Lookup::File(big) = c.lookup(&root, b"/big", 0) else { panic!() };
+        let Lookup::File(big) = c.lookup(&root, b"/big", 0) else {
+            panic!()
+        };
         assert!(matches!(big.body, Body::Fd(_)));
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -29,7 +29,12 @@ impl Root {
         let c = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         // SAFETY: `c` is a valid NUL-terminated path; the returned fd is checked before use.
-        let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -37,7 +42,10 @@ impl Root {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut abs_prefixes = Vec::new();
         let configured = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        for p in [Some(configured), std::fs::canonicalize(path).ok()].into_iter().flatten() {
+        for p in [Some(configured), std::fs::canonicalize(path).ok()]
+            .into_iter()
+            .flatten()
+        {
             let mut b = p.as_os_str().as_encoded_bytes().to_vec();
             while b.len() > 1 && b.ends_with(b"/") {
                 b.pop();
@@ -46,7 +54,11 @@ impl Root {
                 abs_prefixes.push(b);
             }
         }
-        Ok(Root { fd, no_openat2: std::cell::Cell::new(false), abs_prefixes })
+        Ok(Root {
+            fd,
+            no_openat2: std::cell::Cell::new(false),
+            abs_prefixes,
+        })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -103,11 +115,15 @@ impl Root {
     /// target, or `..` above the root, fails with EXDEV as openat2 does); the last component is
     /// opened with O_NOFOLLOW, so nothing swapped in meanwhile can lead outside.
     pub fn open_beneath_walk(&self, rel: &[u8]) -> io::Result<OwnedFd> {
-        let mut pending: std::collections::VecDeque<Vec<u8>> =
-            rel.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").map(|c| c.to_vec()).collect();
+        let mut pending: std::collections::VecDeque<Vec<u8>> = rel
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .map(|c| c.to_vec())
+            .collect();
         let mut dirs: Vec<OwnedFd> = Vec::new();
         let mut links = 0;
-        let read_flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW;
+        let read_flags =
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW;
         if pending.is_empty() {
             return openat(self.fd.as_raw_fd(), b".", read_flags);
         }
@@ -123,7 +139,11 @@ impl Root {
                 continue;
             }
             let dir = dirs.last().map_or(self.fd.as_raw_fd(), |d| d.as_raw_fd());
-            let probe = openat(dir, &comp, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)?;
+            let probe = openat(
+                dir,
+                &comp,
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )?;
             let st = fstat(probe.as_raw_fd())?;
             if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
                 links += 1;
@@ -145,7 +165,11 @@ impl Root {
                         None => return Err(io::Error::from_raw_os_error(libc::EXDEV)),
                     }
                 }
-                for c in target.split(|&b| b == b'/').rev().filter(|c| !c.is_empty() && *c != b".") {
+                for c in target
+                    .split(|&b| b == b'/')
+                    .rev()
+                    .filter(|c| !c.is_empty() && *c != b".")
+                {
                     pending.push_front(c.to_vec());
                 }
                 if pending.is_empty() {
@@ -200,7 +224,14 @@ fn readlinkat(dir: RawFd, name: &[u8]) -> io::Result<Vec<u8>> {
     let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: writes at most buf.len() bytes into buf.
-    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            dir,
+            c.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_char,
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -236,7 +267,12 @@ pub fn read_all(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
     while done < len {
         // SAFETY: the destination is inside `buf` and `len - done` bytes long.
         let n = unsafe {
-            libc::pread(fd, buf[done..].as_mut_ptr() as *mut libc::c_void, len - done, done as libc::off_t)
+            libc::pread(
+                fd,
+                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                len - done,
+                done as libc::off_t,
+            )
         };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -275,14 +311,30 @@ mod tests {
         symlink("loop2", root.join("loop1")).unwrap();
         symlink("loop1", root.join("loop2")).unwrap();
         let r = Root::open(&root).unwrap();
-        let read = |fd: OwnedFd| std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        let read = |fd: OwnedFd| {
+            std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+        };
         for via in [false, true] {
-            let open = |p: &[u8]| if via { r.open_beneath_walk(p) } else { r.open_beneath(p) };
+            let open = |p: &[u8]| {
+                if via {
+                    r.open_beneath_walk(p)
+                } else {
+                    r.open_beneath(p)
+                }
+            };
             assert_eq!(read(open(b"a/b/f.txt").unwrap()), "inside");
             assert_eq!(read(open(b"a/rel").unwrap()), "inside");
             assert_eq!(read(open(b"a/up-in/f.txt").unwrap()), "inside");
-            assert_eq!(read(open(b"abs-inside").unwrap()), "inside", "via walk: {via}");
-            assert_eq!(read(open(b"abs-dir/b/f.txt").unwrap()), "inside", "via walk: {via}");
+            assert_eq!(
+                read(open(b"abs-inside").unwrap()),
+                "inside",
+                "via walk: {via}"
+            );
+            assert_eq!(
+                read(open(b"abs-dir/b/f.txt").unwrap()),
+                "inside",
+                "via walk: {via}"
+            );
             let code = |p: &[u8]| open(p).unwrap_err().raw_os_error();
             assert_eq!(code(b"a/escape"), Some(libc::EXDEV), "via walk: {via}");
             assert_eq!(code(b"abs"), Some(libc::EXDEV), "via walk: {via}");

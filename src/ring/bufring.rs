@@ -52,7 +52,11 @@ impl BufRing {
         };
         // SAFETY: the mapping is page aligned, `ring_bytes` long and lives as long as `br`, which
         // unregisters it in Drop before unmapping.
-        unsafe { uring.submitter().register_buf_ring_with_flags(ptr as u64, entries, group, 0)? };
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(ptr as u64, entries, group, 0)?
+        };
         for bid in 0..entries {
             br.push(bid);
         }
@@ -88,7 +92,12 @@ impl BufRing {
         }
         // SAFETY: buffer `bid` lies inside the mapping; the kernel handed it to us with this
         // completion and will not write it again until we give it back.
-        unsafe { std::slice::from_raw_parts(self.bufs.add(bid as usize * self.buf_size), len.min(self.buf_size)) }
+        unsafe {
+            std::slice::from_raw_parts(
+                self.bufs.add(bid as usize * self.buf_size),
+                len.min(self.buf_size),
+            )
+        }
     }
 
     /// Returns buffer `bid` to the kernel.

@@ -60,7 +60,11 @@ pub const GEN_MASK: u32 = 0x00ff_ffff;
 
 impl Key {
     pub fn new(op: Op, slot: u32, gen: u32) -> Key {
-        Key { op, gen: gen & GEN_MASK, slot }
+        Key {
+            op,
+            gen: gen & GEN_MASK,
+            slot,
+        }
     }
 
     pub fn encode(self) -> u64 {
@@ -69,7 +73,11 @@ impl Key {
 
     pub fn decode(v: u64) -> Option<Key> {
         let op = Op::from_u8((v >> 56) as u8)?;
-        Some(Key { op, gen: ((v >> 32) as u32) & GEN_MASK, slot: v as u32 })
+        Some(Key {
+            op,
+            gen: ((v >> 32) as u32) & GEN_MASK,
+            slot: v as u32,
+        })
     }
 
     /// Whether this key was issued for the slot's current occupant.
@@ -84,7 +92,17 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for op in [Op::Accept, Op::Recv, Op::Send, Op::Writable, Op::Tick, Op::Signal, Op::Cancel, Op::LogWrite, Op::Teardown] {
+        for op in [
+            Op::Accept,
+            Op::Recv,
+            Op::Send,
+            Op::Writable,
+            Op::Tick,
+            Op::Signal,
+            Op::Cancel,
+            Op::LogWrite,
+            Op::Teardown,
+        ] {
             let k = Key::new(op, 0xdead_beef, 0x0123_4567);
             let d = Key::decode(k.encode()).unwrap();
             assert_eq!(d, k);

@@ -18,7 +18,9 @@ pub fn unavailable_reason(err: &io::Error) -> String {
              --security-opt seccomp=unconfined or a profile that allows io_uring_setup, \
              io_uring_enter and io_uring_register)"
         }
-        Some(libc::ENOSYS) => "this kernel was built without io_uring, or a sandbox hides it (gVisor, old seccomp)",
+        Some(libc::ENOSYS) => {
+            "this kernel was built without io_uring, or a sandbox hides it (gVisor, old seccomp)"
+        }
         Some(libc::ENOMEM) => "not enough locked memory for the ring (raise RLIMIT_MEMLOCK)",
         _ => "unexpected error",
     };
@@ -32,7 +34,9 @@ pub fn build(entries: u32) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(8);
     let attempts: [fn(&mut io_uring::Builder); 3] = [
         |b| {
-            b.setup_single_issuer().setup_defer_taskrun().setup_submit_all();
+            b.setup_single_issuer()
+                .setup_defer_taskrun()
+                .setup_submit_all();
         },
         |b| {
             b.setup_coop_taskrun().setup_submit_all();
@@ -70,7 +74,11 @@ pub fn probe(ring: &IoUring) -> Result<(), String> {
         (opcode::AsyncCancel::CODE, "cancel"),
         (opcode::Close::CODE, "close"),
     ];
-    let missing: Vec<&str> = needed.iter().filter(|(c, _)| !p.is_supported(*c)).map(|(_, n)| *n).collect();
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(c, _)| !p.is_supported(*c))
+        .map(|(_, n)| *n)
+        .collect();
     if !missing.is_empty() {
         return Err(format!(
             "io_uring on this kernel lacks {} (ringstatic needs Linux 6.0 or newer)",

@@ -1175,7 +1175,8 @@ impl LoadConn {
                 Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
                 {
                     return Exchange::Broken(format!(
                         "no complete response within {:?}; had {} bytes",
@@ -1201,7 +1202,12 @@ impl LoadConn {
 impl Load {
     /// Start `threads` client threads against `addr`. Every thread stops by itself after
     /// `max_run` even if `stop` is never called.
-    pub fn start(addr: SocketAddr, threads: usize, targets: Vec<LoadTarget>, max_run: Duration) -> Load {
+    pub fn start(
+        addr: SocketAddr,
+        threads: usize,
+        targets: Vec<LoadTarget>,
+        max_run: Duration,
+    ) -> Load {
         use std::sync::atomic::{AtomicBool, AtomicU64};
         let stop = Arc::new(AtomicBool::new(false));
         let ok = Arc::new(AtomicU64::new(0));
@@ -1221,8 +1227,10 @@ impl Load {
                     let mut r = report.lock().unwrap();
                     r.failures += 1;
                     if r.failure_log.len() < 40 {
-                        r.failure_log
-                            .push((started.elapsed().as_millis(), format!("thread {}: {}", t, what)));
+                        r.failure_log.push((
+                            started.elapsed().as_millis(),
+                            format!("thread {}: {}", t, what),
+                        ));
                     }
                 };
                 let count = |f: &dyn Fn(&mut LoadReport)| f(&mut report.lock().unwrap());
@@ -1242,7 +1250,10 @@ impl Load {
                 while !stop.load(Ordering::SeqCst) && started.elapsed() < max_run {
                     let target = &targets[i % targets.len()];
                     i += 1;
-                    let req = format!("GET {} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: load-{}\r\n\r\n", target.path, t);
+                    let req = format!(
+                        "GET {} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: load-{}\r\n\r\n",
+                        target.path, t
+                    );
                     if conn.as_mut().is_some_and(|c| c.closed_while_idle()) {
                         count(&|r| r.idle_closed += 1);
                         conn = None;
@@ -1300,7 +1311,10 @@ impl Load {
                             }
                         }
                         Exchange::NoBytes(e) => {
-                            fail(format!("GET {} on a new connection: no response: {}", target.path, e));
+                            fail(format!(
+                                "GET {} on a new connection: no response: {}",
+                                target.path, e
+                            ));
                             conn = None;
                         }
                         Exchange::Broken(e) => {

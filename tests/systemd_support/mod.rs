@@ -731,9 +731,11 @@ fn nanos_id() -> u128 {
 impl Drop for Container {
     fn drop(&mut self) {
         if self.nspawn.is_some()
-            && self.poweroff(Duration::from_secs(20)).is_none() && self.nspawn.is_some() {
-                self.kill();
-            }
+            && self.poweroff(Duration::from_secs(20)).is_none()
+            && self.nspawn.is_some()
+        {
+            self.kill();
+        }
         // `dir` (a TempDir) is removed after this, once nothing has it mounted any more.
     }
 }
