@@ -145,12 +145,10 @@ impl AccessLog {
         }
     }
 
-    /// Writes everything still pending with plain write(2); used at exit, after the write in
-    /// flight (if any) has completed.
+    /// Writes the lines not yet handed to the kernel with plain write(2); used at exit, after
+    /// waiting for the write in flight. A batch still in flight then (a disk stuck for seconds)
+    /// is left to the kernel, untouched: writing it again could duplicate it.
     pub fn flush_sync(&mut self) {
-        if let Some((buf, done)) = self.inflight.take() {
-            write_all(self.inflight_fd, &buf[done..]);
-        }
         let pending = std::mem::take(&mut self.pending);
         write_all(self.fd.as_raw_fd(), &pending);
     }

@@ -32,6 +32,8 @@ pub struct Conn {
     /// Responses not yet sent, in order.
     pub out: VecDeque<Chunk>,
     pub recv_armed: bool,
+    /// Complete requests wait in `inbuf` because the output queue was full.
+    pub held_back: bool,
     /// We stopped receiving because too many requests are waiting for their responses.
     pub recv_paused: bool,
     /// A cancel for the armed recv is on its way (sent once per pause).
@@ -71,6 +73,7 @@ impl Conn {
             inbuf: Vec::new(),
             out: VecDeque::new(),
             recv_armed: false,
+            held_back: false,
             recv_paused: false,
             recv_cancel_sent: false,
             send_inflight: false,

@@ -117,7 +117,7 @@ pub struct Worker {
     accept_resume_ms: u64,
     /// Connections whose multishot recv ended for lack of buffers: re-armed after this round of
     /// completions has returned its buffers.
-    rearm: Vec<(u32, u32)>,
+    rearm: Vec<Key>,
     cqes: Vec<(u64, i32, u32)>,
     /// Our slot in the master's scoreboard (None if it could not be mapped).
     board: Option<WorkerSlot>,
@@ -248,7 +248,12 @@ pub fn run(cli: &Cli) -> i32 {
         error_log: cli.error_log.clone(),
         pipes: PipePool::new(PIPE_SIZE),
     };
-    w.event_loop()
+    let code = w.event_loop();
+    // Exit without dropping the worker: operations may still be in flight (a fast stop, or a
+    // drain that timed out), and the kernel owns their buffers until it cancels them, which it
+    // does at process exit before the memory goes away.
+    std::mem::forget(w);
+    code
 }
 
 /// Blocks the signals the worker handles and returns a signalfd that reports them.
@@ -325,10 +330,10 @@ impl Worker {
             }
             cqes.clear();
             self.cqes = cqes;
-            for (slot, gen) in std::mem::take(&mut self.rearm) {
-                if let Some(c) = self.conn_mut(slot, gen) {
+            for key in std::mem::take(&mut self.rearm) {
+                if let Some(c) = self.conn_mut(key) {
                     if !c.recv_armed && c.phase != Phase::Closing && !c.peer_eof && !c.recv_paused {
-                        self.arm_recv(slot);
+                        self.arm_recv(key.slot);
                     }
                 }
             }
@@ -351,13 +356,8 @@ impl Worker {
         if log.has_inflight() {
             return;
         }
-        if let Some((fd, ptr, len)) = log.next_write(tick) {
-            // The batch is owned by the log until the LogWrite completion; offset -1: append.
-            let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
-                .offset(u64::MAX)
-                .build()
-                .user_data(Key::new(Op::LogWrite, 0, 0).encode());
-            push(&mut self.ring, &sqe);
+        if let Some(batch) = log.next_write(tick) {
+            submit_log_write(&mut self.ring, batch);
         }
     }
 
@@ -366,12 +366,8 @@ impl Worker {
             return;
         };
         if log.write_done(res) {
-            if let Some((fd, ptr, len)) = log.next_write(false) {
-                let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
-                    .offset(u64::MAX)
-                    .build()
-                    .user_data(Key::new(Op::LogWrite, 0, 0).encode());
-                push(&mut self.ring, &sqe);
+            if let Some(batch) = log.next_write(false) {
+                submit_log_write(&mut self.ring, batch);
             }
         }
     }
@@ -420,9 +416,10 @@ impl Worker {
 
     // ----- slots -------------------------------------------------------------------------------
 
-    fn conn_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Conn> {
-        match self.conns.get_mut(slot as usize) {
-            Some(Some(c)) if Key::new(Op::Recv, slot, gen).is_current(c.gen) => Some(c),
+    /// The connection a completion belongs to, unless its slot has moved on since.
+    fn conn_mut(&mut self, key: Key) -> Option<&mut Conn> {
+        match self.conns.get_mut(key.slot as usize) {
+            Some(Some(c)) if key.is_current(c.gen) => Some(c),
             _ => None,
         }
     }
@@ -624,16 +621,16 @@ impl Worker {
                 bufs.give_back(b);
             }
             if !conn.recv_armed && conn.phase != Phase::Closing && !conn.recv_paused {
-                self.rearm.push((slot, key.gen));
+                self.rearm.push(key);
             }
         } else if res == 0 {
             conn.peer_eof = true;
         } else {
             match -res {
-                libc::ENOBUFS => self.rearm.push((slot, key.gen)),
+                libc::ENOBUFS => self.rearm.push(key),
                 libc::ECANCELED | libc::EINTR | libc::EAGAIN => {
                     if !conn.recv_armed && conn.phase != Phase::Closing && !conn.recv_paused {
-                        self.rearm.push((slot, key.gen));
+                        self.rearm.push(key);
                     }
                 }
                 _ => {
@@ -684,7 +681,8 @@ impl Worker {
             if c.close_after_write {
                 return self.start_linger(slot);
             }
-            if !c.inbuf.is_empty() && held_back_requests(c) {
+            if c.held_back {
+                c.held_back = false;
                 let Worker {
                     conns,
                     site,
@@ -875,7 +873,7 @@ impl Worker {
     fn on_send(&mut self, key: Key, res: i32) {
         let now = self.clock.now_ms;
         let send_timeout = self.cfg.send_timeout_ms;
-        let Some(c) = self.conn_mut(key.slot, key.gen) else {
+        let Some(c) = self.conn_mut(key) else {
             return;
         };
         c.send_inflight = false;
@@ -895,7 +893,7 @@ impl Worker {
     }
 
     fn on_writable(&mut self, key: Key, res: i32) {
-        let Some(c) = self.conn_mut(key.slot, key.gen) else {
+        let Some(c) = self.conn_mut(key) else {
             return;
         };
         c.poll_inflight = false;
@@ -1143,6 +1141,16 @@ impl Worker {
     }
 }
 
+/// Writes a batch of access-log lines; the batch stays owned by the log until the LogWrite
+/// completion. Offset -1: the file's position (the file is O_APPEND).
+fn submit_log_write(ring: &mut IoUring, (fd, ptr, len): (RawFd, *const u8, u32)) {
+    let sqe = opcode::Write::new(types::Fd(fd), ptr, len)
+        .offset(u64::MAX)
+        .build()
+        .user_data(Key::new(Op::LogWrite, 0, 0).encode());
+    push(ring, &sqe);
+}
+
 /// Sets IORING_RECVSEND_POLL_FIRST on a recv: on a connection just accepted the request has
 /// usually not arrived yet, so the kernel should wait for it rather than try a recv that fails.
 fn poll_first(sqe: io_uring::squeue::Entry) -> io_uring::squeue::Entry {
@@ -1244,9 +1252,30 @@ struct Log<'a> {
     requests: &'a mut u64,
 }
 
-/// Whether `inbuf` may hold complete requests we held back (the output queue was full).
-fn held_back_requests(c: &Conn) -> bool {
-    !c.close_after_write && c.phase == Phase::Open
+impl Log<'_> {
+    /// Counts one request and, with the access log on, writes its line.
+    fn request(
+        &mut self,
+        peer: Option<&[u8]>,
+        head: &[u8],
+        status: u16,
+        bytes: u64,
+        referer: Option<&[u8]>,
+        ua: Option<&[u8]>,
+    ) {
+        *self.requests += 1;
+        if let Some(l) = self.log.as_deref_mut() {
+            l.record(
+                peer.unwrap_or(b"-"),
+                self.now_secs,
+                request_line(head),
+                status,
+                bytes,
+                referer,
+                ua,
+            );
+        }
+    }
 }
 
 /// Takes newly received bytes: parses every complete head and queues its response, keeps a partial
@@ -1277,11 +1306,12 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
     let mut pos = 0;
     while pos < buf.len() && !c.close_after_write {
         if c.out.len() >= MAX_QUEUED_CHUNKS {
+            // Answered once the queue drains (`progress`); meanwhile the bytes wait in `inbuf`.
+            c.held_back = true;
             break;
         }
         match parse_head(&buf[pos..]) {
             Ok(Parsed::Complete(req, used)) => {
-                *log.requests += 1;
                 if respond(&req, ctx, &mut c.out) == Disposition::Close {
                     c.close_after_write = true;
                     // A refused request may be followed by bytes we will never read (its body):
@@ -1289,18 +1319,15 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
                     // answer in the client's buffers. Linger for those.
                     c.must_linger = req.has_body || ctx.status >= 400;
                 }
-                if let Some(l) = log.log.as_deref_mut() {
-                    let line = request_line(&buf[pos..pos + used]);
-                    l.record(
-                        c.peer.as_deref().unwrap_or(b"-"),
-                        log.now_secs,
-                        line,
-                        ctx.status,
-                        ctx.body_bytes,
-                        req.referer,
-                        req.user_agent,
-                    );
-                }
+                let head = &buf[pos..pos + used];
+                log.request(
+                    c.peer.as_deref(),
+                    head,
+                    ctx.status,
+                    ctx.body_bytes,
+                    req.referer,
+                    req.user_agent,
+                );
                 pos += used;
             }
             Ok(Parsed::Partial) => break,
@@ -1316,19 +1343,8 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
                 );
                 c.close_after_write = true;
                 c.must_linger = true;
-                *log.requests += 1;
-                if let Some(l) = log.log.as_deref_mut() {
-                    let line = request_line(&buf[pos..buf.len().min(pos + 1024)]);
-                    l.record(
-                        c.peer.as_deref().unwrap_or(b"-"),
-                        log.now_secs,
-                        line,
-                        e.status(),
-                        bytes,
-                        None,
-                        None,
-                    );
-                }
+                let head = &buf[pos..buf.len().min(pos + 1024)];
+                log.request(c.peer.as_deref(), head, e.status(), bytes, None, None);
             }
         }
     }
