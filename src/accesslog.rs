@@ -67,9 +67,9 @@ impl AccessLog {
         b.extend_from_slice(b"] \"");
         escape_into(b, request_line);
         b.extend_from_slice(b"\" ");
-        crate::response::push_u64(b, status as u64);
+        crate::http::token::push_u64(b, status as u64);
         b.push(b' ');
-        crate::response::push_u64(b, body_bytes);
+        crate::http::token::push_u64(b, body_bytes);
         b.extend_from_slice(b" \"");
         escape_into(b, referer.unwrap_or(b"-"));
         b.extend_from_slice(b"\" \"");

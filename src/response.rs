@@ -11,10 +11,14 @@ use crate::files::body::Chunk;
 use crate::files::cache::{Body, FileCache, FileEntry, Lookup};
 use crate::files::open::Root;
 use crate::http::conditional::{evaluate, if_range_allows_range, Precondition, Validators};
-use crate::http::range::{decide_range, write_content_range, ByteRange, RangeDecision};
+use crate::http::head::{entity_lines, finish_head, status_line_into};
+use crate::http::range::{
+    decide_range, write_content_range, write_unsatisfied_range, ByteRange, RangeDecision,
+};
 use crate::http::request::{Method, Request, Version};
-use crate::http::status::{error_body, reason};
+use crate::http::status::error_body;
 use crate::http::target::{is_hidden, resolve_target, write_redirect_location};
+use crate::http::token::push_u64;
 
 /// Bodies up to this size are copied behind their header so the response leaves in one plain send;
 /// larger cached bodies go as a second iovec of a sendmsg, without the copy.
@@ -131,7 +135,7 @@ fn file(
                 out.push_back(Chunk::Shared { buf, pos: 0, end });
             } else {
                 let mut h = status_line(200, ctx);
-                entity_headers(&mut h, f, f.size);
+                entity_lines(&mut h, f.content_type, &f.validators, f.size);
                 finish_head(&mut h, keep, req.version);
                 push_with_body(out, h, f, 0, f.size, head_only);
             }
@@ -140,7 +144,7 @@ fn file(
         }
         RangeDecision::Single(r) => {
             let mut h = status_line(206, ctx);
-            entity_headers(&mut h, f, r.len());
+            entity_lines(&mut h, f.content_type, &f.validators, r.len());
             h.extend_from_slice(b"Content-Range: ");
             write_content_range(r, f.size, &mut h);
             h.extend_from_slice(b"\r\n");
@@ -151,8 +155,8 @@ fn file(
         }
         RangeDecision::Multi(rs) => multipart(&rs, f, keep, req.version, head_only, ctx, out),
         RangeDecision::Unsatisfiable => {
-            let mut extra = b"Content-Range: bytes */".to_vec();
-            push_u64(&mut extra, f.size);
+            let mut extra = b"Content-Range: ".to_vec();
+            write_unsatisfied_range(f.size, &mut extra);
             extra.extend_from_slice(b"\r\n");
             return error(416, &extra, keep, req.version, head_only, ctx, out);
         }
@@ -300,67 +304,10 @@ fn status_line(code: u16, ctx: &Ctx) -> Vec<u8> {
     h
 }
 
-fn status_line_into(h: &mut Vec<u8>, code: u16, date: &[u8]) {
-    h.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(h, code as u64);
-    h.push(b' ');
-    h.extend_from_slice(reason(code).as_bytes());
-    h.extend_from_slice(b"\r\nServer: ringstatic\r\nDate: ");
-    h.extend_from_slice(date);
-    h.extend_from_slice(b"\r\n");
-}
-
-fn entity_headers(h: &mut Vec<u8>, f: &FileEntry, len: u64) {
-    h.extend_from_slice(b"Content-Type: ");
-    h.extend_from_slice(f.content_type.as_bytes());
-    h.extend_from_slice(b"\r\nContent-Length: ");
-    push_u64(h, len);
-    h.extend_from_slice(b"\r\n");
-    h.extend_from_slice(&f.validators);
-}
-
-fn finish_head(h: &mut Vec<u8>, keep: bool, version: Version) {
-    if !keep {
-        h.extend_from_slice(b"Connection: close\r\n");
-    } else if version == Version::Http10 {
-        h.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    h.extend_from_slice(b"\r\n");
-}
-
 fn disposition(keep: bool) -> Disposition {
     if keep {
         Disposition::KeepAlive
     } else {
         Disposition::Close
-    }
-}
-
-/// Decimal digits without going through `fmt`.
-pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimal() {
-        for v in [0u64, 7, 10, 1234567890, u64::MAX] {
-            let mut o = Vec::new();
-            push_u64(&mut o, v);
-            assert_eq!(o, v.to_string().into_bytes());
-        }
     }
 }

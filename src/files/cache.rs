@@ -16,6 +16,8 @@ use std::rc::Rc;
 
 use super::open::{fstat, read_all, status_for_errno, Root};
 use crate::http::date::{format_http_date, HTTP_DATE_LEN};
+use crate::http::head::{entity_lines, finish_head, status_line_into};
+use crate::http::request::Version as HttpVersion;
 
 /// What identifies one version of a file: if any of these change, the cached entry is stale.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -303,17 +305,11 @@ impl FileCache {
         let content_type = crate::mime::content_type(named);
         let body = match body {
             Some(bytes) => {
-                let mut h = Vec::with_capacity(256);
-                h.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: ");
-                let date_at = h.len();
-                h.extend_from_slice(&[b' '; HTTP_DATE_LEN]);
-                h.extend_from_slice(b"\r\nContent-Type: ");
-                h.extend_from_slice(content_type.as_bytes());
-                h.extend_from_slice(b"\r\nContent-Length: ");
-                crate::response::push_u64(&mut h, bytes.len() as u64);
-                h.extend_from_slice(b"\r\n");
-                h.extend_from_slice(&v);
-                h.extend_from_slice(b"\r\n");
+                // The same head the response path writes for a 200, with the Date left blank.
+                let mut h = Vec::with_capacity(256 + bytes.len());
+                let date_at = status_line_into(&mut h, 200, &[b' '; HTTP_DATE_LEN]);
+                entity_lines(&mut h, content_type, &v, bytes.len() as u64);
+                finish_head(&mut h, true, HttpVersion::Http11);
                 Body::Memory(Prebuilt::new(h, date_at, &bytes))
             }
             None => Body::Fd(Rc::new(fd)),

@@ -6,6 +6,7 @@
 //! `*` always matches.
 
 use super::date::parse_http_date;
+use super::token::{trim_leading_ows, trim_ows};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precondition {
@@ -157,21 +158,6 @@ fn etag_list_matches(list: &[u8], current: &[u8], cmp: Comparison) -> bool {
         }
     }
     seen_any && matched
-}
-
-fn trim_leading_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    s
-}
-
-fn trim_ows(s: &[u8]) -> &[u8] {
-    let mut s = trim_leading_ows(s);
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Howard Hinnant's days/civil algorithms so that no libc or time zone
 //! database is involved (HTTP dates are always GMT).
 
+use super::token::trim_ows;
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
 
@@ -139,16 +140,6 @@ fn current_year() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(MAX_HTTP_DATE));
     civil_from_days(secs.clamp(0, MAX_HTTP_DATE) / SECS_PER_DAY).0
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 fn digits(s: &[u8]) -> Option<u32> {

@@ -6,11 +6,15 @@
 //! - [`range`]: `Range` header evaluation (RFC 9110 14).
 //! - [`conditional`]: precondition evaluation (RFC 9110 13).
 //! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
+//! - [`head`]: writing response heads (status line, entity lines, Connection).
 //! - [`status`]: reason phrases and canned error bodies.
+//! - [`token`]: optional whitespace and decimal numbers, shared by the above.
 
 pub mod conditional;
 pub mod date;
+pub mod head;
 pub mod range;
 pub mod request;
 pub mod status;
 pub mod target;
+pub mod token;

@@ -1,5 +1,6 @@
 //! `Range` request evaluation (RFC 9110 14.1-14.4).
 
+use super::token::{parse_u64, push_u64, trim_ows};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteRange {
     pub start: u64,
@@ -135,62 +136,20 @@ fn parse_spec(elem: &[u8]) -> Option<Spec> {
     (last >= first).then_some(Spec::FromTo(first, Some(last)))
 }
 
-/// 1*DIGIT into u64; `None` on anything else or on overflow.
-fn parse_u64(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
-/// Appends the decimal form of `n` without allocating a `String`.
-pub fn write_u64(n: u64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20]; // u64::MAX has 20 digits
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(slot) = buf.get_mut(i) {
-            *slot = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or_default());
-}
-
 /// Appends the `Content-Range` value for one part: `bytes a-b/len`.
 pub fn write_content_range(r: ByteRange, file_len: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"bytes ");
-    write_u64(r.start, out);
+    push_u64(out, r.start);
     out.push(b'-');
-    write_u64(r.end, out);
+    push_u64(out, r.end);
     out.push(b'/');
-    write_u64(file_len, out);
+    push_u64(out, file_len);
 }
 
 /// Appends the `Content-Range` value of a 416 answer: `bytes */len`.
 pub fn write_unsatisfied_range(file_len: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(b"bytes */");
-    write_u64(file_len, out);
+    push_u64(out, file_len);
 }
 
 #[cfg(test)]
@@ -333,9 +292,9 @@ mod tests {
             if i > 0 {
                 h.push(b',');
             }
-            write_u64(i as u64, &mut h);
+            push_u64(&mut h, i as u64);
             h.push(b'-');
-            write_u64(i as u64, &mut h);
+            push_u64(&mut h, i as u64);
         }
         match decide_range(&h, 100) {
             Multi(v) => assert_eq!(v.len(), MAX_RANGES),
@@ -367,7 +326,7 @@ mod tests {
         write_unsatisfied_range(0, &mut out);
         assert_eq!(out, b"bytes */0");
         out.clear();
-        write_u64(1_000_000, &mut out);
+        push_u64(&mut out, 1_000_000);
         assert_eq!(out, b"1000000");
     }
 }

@@ -11,6 +11,7 @@
 //! stop buffering as soon as a head can no longer fit: [`Parsed::Partial`]
 //! is only returned while the buffer is still within the limits.
 
+use super::token::{parse_u64, trim_ows};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Get,
@@ -300,30 +301,6 @@ fn is_valid_host(v: &[u8]) -> bool {
     v.iter().all(|&b| super::target::is_authority_byte(b))
 }
 
-/// Content-Length = 1*DIGIT, without overflow.
-fn parse_content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.iter().try_fold(0u64, |acc, &b| {
-        if b.is_ascii_digit() {
-            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        } else {
-            None
-        }
-    })
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
-
 /// Records a field that may appear only once.
 fn set_unique<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) -> Result<(), HeadError> {
     if slot.is_some() {
@@ -385,7 +362,7 @@ fn apply_fields<'a>(
                 if content_length.is_some() {
                     return Err(HeadError::BadRequest);
                 }
-                content_length = Some(parse_content_length(value).ok_or(HeadError::BadRequest)?);
+                content_length = Some(parse_u64(value).ok_or(HeadError::BadRequest)?);
                 content_length_is_literal_zero = value == b"0";
             }
             17 if is(b"if-modified-since") => set_first(&mut req.if_modified_since, value),
