@@ -638,12 +638,7 @@ impl Master {
         // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
         unsafe {
             cmd.pre_exec(move || {
-                for &fd in &pass {
-                    libc::fcntl(fd, libc::F_SETFD, 0);
-                }
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                prepare_child(&pass)?;
                 // Fork once more and let the middle process exit: the new master is re-parented
                 // (to systemd, or init) and never becomes our child.
                 match libc::fork() {
@@ -877,23 +872,33 @@ fn spawn_worker(args: &[OsString], spec: &WorkerSpec, board_fd: RawFd) -> io::Re
     // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
     unsafe {
         cmd.pre_exec(move || {
-            for &fd in &keep {
-                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
+            prepare_child(&keep)?;
             // A worker must not outlive its master (a master killed with SIGKILL included).
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             if libc::getppid() != master {
                 return Err(io::Error::other("master exited"));
             }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             Ok(())
         });
     }
     cmd.spawn()
+}
+
+/// In a child between fork and exec: lets `fds` survive the exec, and unblocks the signals the
+/// master blocks (the new program installs its own).
+///
+/// # Safety
+/// Only async-signal-safe calls: fit for a pre_exec closure.
+unsafe fn prepare_child(fds: &[RawFd]) -> io::Result<()> {
+    for &fd in fds {
+        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let mut set: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut set);
+    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    Ok(())
 }
 
 fn next_backoff(b: Duration) -> Duration {
