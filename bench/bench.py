@@ -553,7 +553,8 @@ http {{
     default_type application/octet-stream;
 
     server {{
-        listen 127.0.0.1:{port} reuseport backlog=65535;
+        # deferred: TCP_DEFER_ACCEPT, which ringstatic (and h2o) set by default.
+        listen 127.0.0.1:{port} reuseport deferred backlog=65535;
         root {self.ctx.corpus.root};
     }}
 }}

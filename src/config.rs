@@ -56,6 +56,13 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: Vec<SocketAddr>,
 
+    /// Hand a connection to a worker only once its first request bytes have arrived
+    /// (TCP_DEFER_ACCEPT, 1 s, as nginx's `listen ... deferred`): one wakeup per connection
+    /// instead of two, and clients that connect but never send cost no worker slot. Sockets
+    /// from a .socket unit keep the unit's DeferAcceptSec= instead.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub defer_accept: bool,
+
     /// Number of worker processes, or `auto` for one per CPU in the process's affinity mask.
     #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = parse_workers)]
     pub workers: Workers,
@@ -243,6 +250,7 @@ const FILE_OPTIONS: &[&str] = &[
     "root",
     "listen",
     "workers",
+    "defer-accept",
     "cache-valid",
     "cache-control",
     "serve-dotfiles",
@@ -305,6 +313,14 @@ fn config_file_args(text: &str) -> Result<Vec<String>, String> {
         out.push(value.to_string());
     }
     Ok(out)
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("expected on or off".to_string()),
+    }
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -497,7 +513,7 @@ mod tests {
     #[test]
     fn config_file_lines() {
         let a = config_file_args(
-            "# c\nlisten 127.0.0.1:1\nroot = \"/srv/www\"\nserve-dotfiles\nworkers 2;\n",
+            "# c\nlisten 127.0.0.1:1\nroot = \"/srv/www\"\nserve-dotfiles\nworkers 2;\ndefer-accept off\n",
         )
         .unwrap();
         assert_eq!(
@@ -509,9 +525,16 @@ mod tests {
                 "/srv/www",
                 "--serve-dotfiles",
                 "--workers",
-                "2"
+                "2",
+                "--defer-accept",
+                "off"
             ]
         );
+        let cli = Cli::try_parse_from(["ringstatic", "--defer-accept", "off"]).unwrap();
+        assert!(!cli.defer_accept);
+        let cli = Cli::try_parse_from(["ringstatic"]).unwrap();
+        assert!(cli.defer_accept, "on by default");
+        assert!(Cli::try_parse_from(["ringstatic", "--defer-accept", "yes"]).is_err());
         assert!(config_file_args("bogus 1").unwrap_err().contains("line 1"));
         assert!(config_file_args("root").is_err());
         assert!(

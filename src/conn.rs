@@ -101,6 +101,20 @@ impl Conn {
         self.recv_armed || self.send_inflight || self.poll_inflight
     }
 
+    /// Whether a recv should be armed now. Not while a last response (Connection: close) is
+    /// being written: the connection closes once it is out, and a recv armed meanwhile would
+    /// only have to be cancelled. Lingering reads until the client's FIN.
+    pub fn wants_recv(&self) -> bool {
+        !self.recv_armed
+            && !self.recv_paused
+            && !self.peer_eof
+            && match self.phase {
+                Phase::Open => !self.close_after_write,
+                Phase::Lingering => true,
+                Phase::Closing => false,
+            }
+    }
+
     /// Nothing to send, nothing being sent, nothing half-received.
     pub fn is_idle(&self) -> bool {
         self.out.is_empty() && !self.send_inflight && !self.poll_inflight && self.inbuf.is_empty()

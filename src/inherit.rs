@@ -102,6 +102,28 @@ fn set_nodelay(fd: RawFd) {
     };
 }
 
+/// TCP_DEFER_ACCEPT on a listening socket: accept only once the client's first bytes are
+/// here, or after 1 s without them (nginx's `deferred` uses the same second). Workers read the
+/// setting back to know whether a new connection's request is already waiting.
+fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
+    let secs: libc::c_int = if on { 1 } else { 0 };
+    // SAFETY: setsockopt with a c_int value on a socket we own.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            &secs as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether `fd` is a listening stream socket.
 pub fn is_listening_stream(fd: RawFd) -> bool {
     let get = |opt| {
@@ -178,6 +200,7 @@ impl Listeners {
         &mut self,
         listen: &[SocketAddr],
         workers: usize,
+        defer_accept: bool,
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
     ) -> Result<Vec<Bound>, String> {
         if !self.activated.is_empty() {
@@ -220,6 +243,12 @@ impl Listeners {
                         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
                 }
                 b.sockets.push(fd);
+            }
+            // Also on sockets kept over a reload or inherited by an upgrade: the setting is
+            // the current configuration's.
+            for s in &b.sockets {
+                set_defer_accept(s.as_raw_fd(), defer_accept)
+                    .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
             }
             next.push(b);
         }
@@ -410,18 +439,18 @@ mod tests {
     fn ensure_binds_reuses_and_spreads() {
         let mut l = Listeners::default();
         let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let retired = l.ensure(&[a], 2, &mut Vec::new()).unwrap();
+        let retired = l.ensure(&[a], 2, true, &mut Vec::new()).unwrap();
         assert!(retired.is_empty());
         assert_eq!(l.bound[0].sockets.len(), 2);
         let port = l.bound[0].actual.port();
         assert_ne!(port, 0);
         // Growing keeps the same port; shrinking keeps every socket, spread over fewer workers.
-        l.ensure(&[a], 3, &mut Vec::new()).unwrap();
+        l.ensure(&[a], 3, false, &mut Vec::new()).unwrap();
         assert_eq!(l.bound[0].sockets.len(), 3);
         assert_eq!(l.bound[0].actual.port(), port);
         assert_eq!(l.for_worker(0, 2).len(), 2);
         assert_eq!(l.for_worker(1, 2).len(), 1);
-        let retired = l.ensure(&[], 1, &mut Vec::new()).unwrap();
+        let retired = l.ensure(&[], 1, true, &mut Vec::new()).unwrap();
         assert_eq!(retired.len(), 1);
         assert!(l.bound.is_empty());
     }

@@ -164,7 +164,7 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         );
     }
     let n = worker_count(&loaded, allowed_cpus().len());
-    listeners.ensure(&loaded.cli.listen, n, &mut spare)?;
+    listeners.ensure(&loaded.cli.listen, n, loaded.cli.defer_accept, &mut spare)?;
     drop(spare); // inherited sockets for addresses no longer configured
     {
         let mut out = io::stdout().lock();
@@ -526,13 +526,17 @@ impl Master {
         let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
         let before_workers = self.procs.iter().filter(|p| self.current(p)).count();
         let n = worker_count(&next, allowed_cpus().len());
-        let retired = match self.listeners.ensure(&next.cli.listen, n, &mut Vec::new()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.notify("READY=1");
-                return fail(self, e, replier);
-            }
-        };
+        let retired =
+            match self
+                .listeners
+                .ensure(&next.cli.listen, n, next.cli.defer_accept, &mut Vec::new())
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.notify("READY=1");
+                    return fail(self, e, replier);
+                }
+            };
         self.gen += 1;
         self.reload = Some(Reload {
             gen: self.gen,
@@ -587,10 +591,13 @@ impl Master {
         }
         self.signal_procs(|p| p.gen == r.gen, libc::SIGTERM);
         self.listeners.bound.extend(r.retired);
-        if let Ok(added) =
-            self.listeners
-                .ensure(&r.before_listen, r.before_workers, &mut Vec::new())
-        {
+        let defer_accept = self.loaded.cli.defer_accept;
+        if let Ok(added) = self.listeners.ensure(
+            &r.before_listen,
+            r.before_workers,
+            defer_accept,
+            &mut Vec::new(),
+        ) {
             self.retired.extend(added);
         }
         self.notify("READY=1\nSTATUS=reload failed; serving the previous configuration");

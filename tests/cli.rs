@@ -48,6 +48,7 @@ fn help_exits_0_and_lists_every_flag_with_defaults() {
         "--cache-valid",
         "--cache-control",
         "--serve-dotfiles",
+        "--defer-accept",
         "--max-connections",
         "--header-timeout",
         "--keepalive-timeout",
@@ -80,6 +81,20 @@ fn help_exits_0_and_lists_every_flag_with_defaults() {
     }
     // Positional ROOT is mentioned in the usage.
     assert!(out.to_ascii_uppercase().contains("ROOT"), "{}", out);
+}
+
+#[test]
+fn defer_accept_takes_on_or_off() {
+    let d = TempDir::new("cli");
+    let (st, out, err) = run_binary(&["--defer-accept", "maybe", d.path().to_str().unwrap()], T);
+    assert_eq!(st.code(), Some(2), "stdout: {}\nstderr: {}", out, err);
+    assert!(
+        err.contains("--defer-accept") && err.contains("on or off"),
+        "stderr: {}",
+        err
+    );
+    let (st, _, err) = run_binary(&["--help"], T);
+    assert_eq!(st.code(), Some(0), "stderr: {}", err);
 }
 
 #[test]

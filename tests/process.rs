@@ -40,6 +40,66 @@ fn header_timeout_closes_a_client_that_stalls_mid_head() {
     assert_eq!(get(s.addr, "/a.txt").status, 200);
 }
 
+/// Accepts are deferred (TCP_DEFER_ACCEPT, 1 s) by default: a client that connects and says
+/// nothing is handed over once the kernel gives up waiting for its bytes, and then meets the
+/// header timeout like any other silent client.
+#[test]
+fn a_client_that_connects_and_sends_nothing_is_closed() {
+    let d = site();
+    for defer in ["on", "off"] {
+        let s = Server::start(
+            d.path(),
+            &["--header-timeout", "1", "--defer-accept", defer],
+        );
+        let mut c = Conn::open(s.addr);
+        let t0 = Instant::now();
+        let end = c.read_until_close(Duration::from_secs(20));
+        assert_ne!(
+            end,
+            End::Timeout,
+            "silent client not closed within 20 s (defer-accept {defer})"
+        );
+        assert!(
+            t0.elapsed() >= Duration::from_millis(500),
+            "closed after only {:?} (defer-accept {defer})",
+            t0.elapsed()
+        );
+        assert_eq!(get(s.addr, "/a.txt").status, 200);
+    }
+}
+
+/// A request that arrives after the defer period (the kernel then hands the connection over
+/// without data) is still read and answered, with deferring on and off.
+#[test]
+fn a_request_sent_well_after_connecting_is_served() {
+    let d = site();
+    for defer in ["on", "off"] {
+        let s = Server::start(d.path(), &["--defer-accept", defer]);
+        let mut early = Conn::open(s.addr);
+        let mut late = Conn::open(s.addr);
+        std::thread::sleep(Duration::from_millis(300));
+        early.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = early.read_response(false);
+        assert_eq!(r.status, 200, "defer-accept {defer}: {}", r.describe());
+        std::thread::sleep(Duration::from_millis(1700));
+        late.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        let r = late.read_response(false);
+        assert_eq!(r.status, 200, "defer-accept {defer}: {}", r.describe());
+        assert_eq!(r.body, b"hello a\n");
+        // Keep-alive goes on after the first read (a single-shot recv) on both.
+        for c in [&mut early, &mut late] {
+            c.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let r = c.read_response(false);
+            assert_eq!(r.status, 200, "defer-accept {defer}: {}", r.describe());
+            assert_eq!(
+                c.read_until_close(Duration::from_secs(5)),
+                End::Eof,
+                "defer-accept {defer}: no clean close after Connection: close"
+            );
+        }
+    }
+}
+
 #[test]
 fn head_sent_in_fragments_within_timeout_is_served() {
     let d = site();
