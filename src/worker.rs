@@ -24,7 +24,7 @@ use crate::http::request::{parse_head, Parsed, Version};
 use crate::response::{respond, write_error, Ctx, Disposition};
 use crate::ring::bufring::BufRing;
 use crate::ring::key::{Key, Op};
-use crate::ring::{self, push};
+use crate::ring::{self, push, push_together};
 use crate::scoreboard::{WorkerSlot, ACCEPTING, DRAINING};
 
 /// Exit status of a worker that could not set itself up: the master stops instead of restarting.
@@ -859,10 +859,22 @@ impl Worker {
             }
             let key = Key::new(Op::Send, slot, c.gen).encode();
             let mut flags = libc::MSG_NOSIGNAL;
-            if c.close_after_write && n == c.out.len() {
-                // The last bytes before our FIN: corked, so the close that follows the send's
-                // completion tacks its FIN onto this segment (one packet instead of two).
+            let last = c.close_after_write && n == c.out.len();
+            if last {
+                // The last bytes before our FIN: corked, so the close tacks its FIN onto this
+                // segment (one packet instead of two).
                 flags |= libc::MSG_MORE;
+            }
+            // The close can ride linked behind this send when nothing else may still happen on
+            // the connection: no lingering owed, no unread bytes, no recv or poll armed.
+            let link_close =
+                last && !c.must_linger && c.inbuf.is_empty() && !c.recv_armed && !c.poll_inflight;
+            if link_close {
+                // MSG_WAITALL: the kernel retries a short send itself, and only a send that wrote
+                // every byte lets the linked close run.
+                flags |= libc::MSG_WAITALL;
+                c.close_linked = true;
+                c.linked_len = c.iov[..n].iter().map(|v| v.iov_len).sum();
             }
             let sqe = if n == 1 {
                 opcode::Send::new(
@@ -881,7 +893,15 @@ impl Worker {
             };
             c.send_inflight = true;
             // The chunks, iovecs and msghdr stay untouched in the boxed Conn until on_send.
-            push(&mut self.ring, &sqe.user_data(key));
+            let sqe = sqe.user_data(key);
+            if link_close {
+                let close = opcode::Close::new(types::Fd(c.fd))
+                    .build()
+                    .user_data(Key::new(Op::Teardown, slot, 0).encode());
+                push_together(&mut self.ring, &[sqe.flags(squeue::Flags::IO_LINK), close]);
+            } else {
+                push(&mut self.ring, &sqe);
+            }
             return;
         }
     }
@@ -904,6 +924,21 @@ impl Worker {
             return;
         };
         c.send_inflight = false;
+        if c.close_linked {
+            // The response was the connection's last: if every byte left, the linked close has
+            // run (the fd number is no longer ours); otherwise the kernel cancelled it.
+            c.close_linked = false;
+            if res >= 0 && res as usize == c.linked_len {
+                consume(&mut c.out, res as u64);
+                c.close_queued = true;
+                c.phase = Phase::Closing;
+                c.inbuf = Vec::new();
+                return self.try_free(key.slot);
+            }
+            if c.phase != Phase::Closing {
+                return self.begin_close(key.slot);
+            }
+        }
         if c.phase == Phase::Closing {
             return self.try_free(key.slot);
         }
@@ -997,6 +1032,14 @@ impl Worker {
         let clean = c.phase == Phase::Lingering && c.peer_eof;
         c.phase = Phase::Closing;
         c.inbuf = Vec::new();
+        if c.close_linked {
+            // The send may have completed in the kernel already, and its linked close with it,
+            // freeing the fd number for a new socket: touch the send by its key, never the fd.
+            // Cancelled, it fails and takes the close with it; on_send then closes.
+            let gen = c.gen;
+            self.cancel(Key::new(Op::Send, slot, gen));
+            return;
+        }
         let (recv, poll, gen, fd) = (c.recv_armed, c.poll_inflight, c.gen, c.fd);
         if !clean || recv || poll || c.send_inflight {
             // SAFETY: shutting down a socket we own; no effect on memory. Done at once, so

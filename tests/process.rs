@@ -173,6 +173,54 @@ fn send_timeout_closes_connection_of_client_that_stops_reading() {
     assert_eq!(get(s.addr, "/a.txt").status, 200);
 }
 
+/// The last response of a `Connection: close` request, sent from memory, leaves with the
+/// close linked behind it in the ring: a client that stops reading must still meet the send
+/// timeout, and one that reads must get every byte, then a clean end.
+#[test]
+fn last_response_from_memory_times_out_or_arrives_whole() {
+    let d = site();
+    let len = 8 * 1024 * 1024;
+    let data = pattern_bytes(len, 0x3c);
+    d.write("mem.bin", &data);
+    let s = Server::start(
+        d.path(),
+        &[
+            "--send-timeout",
+            "1",
+            "--inline-max",
+            "16M",
+            "--cache-bytes",
+            "64M",
+        ],
+    );
+    let req = b"GET /mem.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut stalled = Conn::open(s.addr);
+    stalled.send(req);
+    std::thread::sleep(Duration::from_secs(4));
+    let end = stalled.read_until_close(Duration::from_secs(20));
+    assert_ne!(
+        end,
+        End::Timeout,
+        "stalled client neither served nor closed"
+    );
+    assert!(
+        stalled.buf.len() < len,
+        "the whole file reached a client that read nothing for 4 s with --send-timeout 1"
+    );
+    for _ in 0..3 {
+        let mut c = Conn::open(s.addr);
+        c.send(req);
+        assert_eq!(c.read_until_close(Duration::from_secs(20)), End::Eof);
+        match parse_response(&c.buf, false, true) {
+            Ok(Parsed::Done(r, _)) => {
+                assert_eq!(r.status, 200, "{}", r.describe());
+                assert!(r.body == data, "body differs ({} bytes)", r.body.len());
+            }
+            _ => panic!("incomplete response: {} bytes", c.buf.len()),
+        }
+    }
+}
+
 #[test]
 fn send_timeout_does_not_cut_a_slow_but_progressing_reader() {
     let d = site();

@@ -120,3 +120,20 @@ pub fn push(ring: &mut IoUring, sqe: &squeue::Entry) {
         }
     }
 }
+
+/// Pushes entries that must reach the kernel in the same submission (a chain linked with
+/// IOSQE_IO_LINK ends at a submission's last entry): all of them, or none until there is room.
+pub fn push_together(ring: &mut IoUring, sqes: &[squeue::Entry]) {
+    loop {
+        // SAFETY: as in `push`: every entry's buffers stay alive until its completion arrives.
+        if unsafe { ring.submission().push_multiple(sqes) }.is_ok() {
+            return;
+        }
+        if let Err(e) = ring.submit() {
+            if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
+                eprintln!("ringstatic: io_uring submit failed: {e}");
+            }
+            std::thread::yield_now();
+        }
+    }
+}
