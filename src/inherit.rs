@@ -86,34 +86,20 @@ fn adopt(fd: RawFd) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// TCP_NODELAY on a listening socket, inherited by every socket it accepts: responses leave
-/// as soon as they are written, without a setsockopt per connection.
-fn set_nodelay(fd: RawFd) {
-    let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a c_int value on a socket we own.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &one as *const _ as *const libc::c_void,
-            4,
-        )
-    };
-}
-
-/// TCP_DEFER_ACCEPT on a listening socket: accept only once the client's first bytes are
-/// here, or after 1 s without them (nginx's `deferred` uses the same second). Workers read the
-/// setting back to know whether a new connection's request is already waiting.
-fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
-    let secs: libc::c_int = if on { 1 } else { 0 };
-    // SAFETY: setsockopt with a c_int value on a socket we own.
+/// Sets an integer socket option.
+fn set_int_opt(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt with a c_int value of the stated size; no memory is kept.
     let r = unsafe {
         libc::setsockopt(
             fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            &secs as *const _ as *const libc::c_void,
+            level,
+            name,
+            &value as *const _ as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
@@ -124,28 +110,45 @@ fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
     }
 }
 
+/// Reads an integer socket option.
+pub fn int_opt(fd: RawFd, level: libc::c_int, name: libc::c_int) -> Option<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a c_int of the stated size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            level,
+            name,
+            &mut v as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// TCP_NODELAY on a listening socket, inherited by every socket it accepts: responses leave
+/// as soon as they are written, without a setsockopt per connection.
+fn set_nodelay(fd: RawFd) {
+    let _ = set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+}
+
+/// TCP_DEFER_ACCEPT on a listening socket: accept only once the client's first bytes are
+/// here, or after 1 s without them (nginx's `deferred` uses the same second). Workers read the
+/// setting back to know whether a new connection's request is already waiting.
+fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
+    set_int_opt(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_DEFER_ACCEPT,
+        on as libc::c_int,
+    )
+}
+
 /// Whether `fd` is a listening stream socket.
 pub fn is_listening_stream(fd: RawFd) -> bool {
-    let get = |opt| {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into a c_int of the stated size.
-        let r = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                &mut v as *mut _ as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        if r == 0 {
-            Some(v)
-        } else {
-            None
-        }
-    };
-    get(libc::SO_ACCEPTCONN) == Some(1) && get(libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+    int_opt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN) == Some(1)
+        && int_opt(fd, libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
 /// One configured address and the sockets bound for it.
@@ -315,24 +318,7 @@ fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh socket owned by nobody else.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    let setopt = |level, name| {
-        // SAFETY: valid socket and a c_int option value.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                &one as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as u32,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
+    let setopt = |level, name| set_int_opt(fd, level, name, 1);
     setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
     setopt(libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
     // Accepted sockets inherit it, which saves a setsockopt per connection.

@@ -1239,19 +1239,7 @@ fn poll_first(sqe: io_uring::squeue::Entry) -> io_uring::squeue::Entry {
 /// Whether a listening socket has TCP_DEFER_ACCEPT on (set by the master, or by a .socket unit's
 /// DeferAcceptSec=).
 fn defers_accept(fd: RawFd) -> bool {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt into a c_int of the stated size.
-    let r = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_DEFER_ACCEPT,
-            &mut v as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    r == 0 && v > 0
+    crate::inherit::int_opt(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT).is_some_and(|v| v > 0)
 }
 
 /// Bytes in a socket's receive queue (FIONREAD).

@@ -103,32 +103,22 @@ pub fn check_available() -> Result<(), String> {
 
 /// Pushes one entry, flushing the submission queue to the kernel when it is full.
 pub fn push(ring: &mut IoUring, sqe: &squeue::Entry) {
-    loop {
-        // SAFETY: every caller builds `sqe` from buffers it keeps alive (owned by the connection or
-        // the worker) until the matching completion arrives; see the op owners in worker.rs.
-        if unsafe { ring.submission().push(sqe) }.is_ok() {
-            return;
-        }
-        // Queue full: hand what we have to the kernel. EBUSY means the completion queue is
-        // overflowing; the NODROP feature keeps those completions, and submitting again after the
-        // caller drains them succeeds, so retrying here cannot lose an entry.
-        if let Err(e) = ring.submit() {
-            if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
-                eprintln!("ringstatic: io_uring submit failed: {e}");
-            }
-            std::thread::yield_now();
-        }
-    }
+    push_together(ring, std::slice::from_ref(sqe))
 }
 
 /// Pushes entries that must reach the kernel in the same submission (a chain linked with
 /// IOSQE_IO_LINK ends at a submission's last entry): all of them, or none until there is room.
 pub fn push_together(ring: &mut IoUring, sqes: &[squeue::Entry]) {
     loop {
-        // SAFETY: as in `push`: every entry's buffers stay alive until its completion arrives.
+        // SAFETY: every caller builds its entries from buffers it keeps alive (owned by the
+        // connection or the worker) until the matching completion arrives; see the op owners in
+        // worker.rs.
         if unsafe { ring.submission().push_multiple(sqes) }.is_ok() {
             return;
         }
+        // Queue full: hand what we have to the kernel. EBUSY means the completion queue is
+        // overflowing; the NODROP feature keeps those completions, and submitting again after the
+        // caller drains them succeeds, so retrying here cannot lose an entry.
         if let Err(e) = ring.submit() {
             if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
                 eprintln!("ringstatic: io_uring submit failed: {e}");
