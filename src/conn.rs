@@ -50,10 +50,9 @@ pub struct Conn {
     /// Its close is already submitted (`close_now`); the fd number may belong to a new socket.
     pub close_queued: bool,
     /// A close is linked behind the send in flight (the last response of a `Connection: close`
-    /// request): it runs only once that send has written all `linked_len` bytes, and is
+    /// request, all of `out`): it runs only once that send has written every byte, and is
     /// cancelled by the kernel if the send fails. Until the send completes the fd is ours.
     pub close_linked: bool,
-    pub linked_len: usize,
     /// When the current timeout (head, keep-alive, send or linger) expires, monotonic ms.
     pub deadline_ms: u64,
     /// A partial head is buffered; its timeout runs from its first byte and is not extended.
@@ -88,7 +87,6 @@ impl Conn {
             peer_eof: false,
             close_queued: false,
             close_linked: false,
-            linked_len: 0,
             deadline_ms,
             head_started: false,
             idle_since_ms: 0,

@@ -81,10 +81,7 @@ pub fn send(l: &Loaded, what: ControlSignal) -> i32 {
     // SAFETY: blocking the two answer signals in this single-threaded process, then sigqueue and
     // sigtimedwait with valid, initialised arguments.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGUSR1);
-        libc::sigaddset(&mut set, libc::SIGUSR2);
+        let set = crate::sigset::of(&[libc::SIGUSR1, libc::SIGUSR2]);
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         let val = libc::sigval {
             sival_ptr: RELOAD_MARK as *mut libc::c_void,

@@ -8,6 +8,7 @@
 //! - `inherit`  listening sockets: bound, from systemd (activation, fd store), or from an old master
 //! - `notify`   the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` shared counters each worker publishes to the master (ready, heartbeat, load)
+//! - `sigset`   the signal sets the master, the workers and `-s` block or wait for
 //! - `pidfile`  the pid file, with nginx's `.oldbin` during a binary upgrade
 //! - `worker`   one pinned thread: the io_uring event loop, accept, recv, send, timeouts, drain
 //! - `ring`     io_uring plumbing: ring flags, feature probe, typed completion keys, buffer ring
@@ -33,6 +34,7 @@ pub mod pidfile;
 pub mod response;
 pub mod ring;
 pub mod scoreboard;
+pub mod sigset;
 pub mod worker;
 
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.

@@ -902,8 +902,7 @@ unsafe fn prepare_child(fds: &[RawFd]) -> io::Result<()> {
             return Err(io::Error::last_os_error());
         }
     }
-    let mut set: libc::sigset_t = std::mem::zeroed();
-    libc::sigemptyset(&mut set);
+    let set = crate::sigset::of(&[]);
     libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     Ok(())
 }
@@ -1004,24 +1003,18 @@ struct Signals {
 }
 
 fn block_master_signals() -> Signals {
-    // SAFETY: local sigset manipulation, then blocking them for this single-threaded process.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGCHLD,
-            libc::SIGTERM,
-            libc::SIGQUIT,
-            libc::SIGINT,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-        ] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        Signals { set }
-    }
+    let set = crate::sigset::of(&[
+        libc::SIGCHLD,
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ]);
+    // SAFETY: blocking an initialised set for this single-threaded process.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    Signals { set }
 }
 
 /// Waits up to `timeout` for one of the master's signals.

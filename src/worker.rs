@@ -264,22 +264,20 @@ pub fn run(cli: &Cli) -> i32 {
 
 /// Blocks the signals the worker handles and returns a signalfd that reports them.
 fn block_signals() -> io::Result<RawFd> {
-    // SAFETY: plain sigset manipulation on a local set, then masks for this (only) thread.
+    let set = crate::sigset::of(&[
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ]);
+    // SAFETY: masks an initialised set for this (only) thread, then a signalfd reading it.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [
-            libc::SIGTERM,
-            libc::SIGQUIT,
-            libc::SIGINT,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-            libc::SIGUSR2,
-        ] {
-            libc::sigaddset(&mut set, s);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if r != 0 {
+            // pthread_sigmask returns the error number instead of setting errno.
+            return Err(io::Error::from_raw_os_error(r));
         }
         let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
         if fd < 0 {
@@ -923,7 +921,6 @@ impl Worker {
                 // every byte lets the linked close run.
                 flags |= libc::MSG_WAITALL;
                 c.close_linked = true;
-                c.linked_len = c.iov[..n].iter().map(|v| v.iov_len).sum();
             }
             let sqe = if n == 1 {
                 opcode::Send::new(
@@ -974,11 +971,14 @@ impl Worker {
         };
         c.send_inflight = false;
         if c.close_linked {
-            // The response was the connection's last: if every byte left, the linked close has
-            // run (the fd number is no longer ours); otherwise the kernel cancelled it.
+            // The send carried all of `c.out`, the connection's last response. If every byte
+            // left (nothing remains once they are consumed), the linked close has run and the fd
+            // number is no longer ours; otherwise the kernel cancelled the close.
             c.close_linked = false;
-            if res >= 0 && res as usize == c.linked_len {
+            if res > 0 {
                 consume(&mut c.out, res as u64);
+            }
+            if res > 0 && c.out.is_empty() {
                 c.close_queued = true;
                 c.phase = Phase::Closing;
                 c.inbuf = Vec::new();
