@@ -224,46 +224,22 @@ impl Server {
         let stderr_buf = Arc::new(Mutex::new(String::new()));
         let listening = Arc::new(Mutex::new(Vec::new()));
 
-        let stdout = child.stdout.take().unwrap();
         {
             let log = log.clone();
             let listening = listening.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stdout);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match r.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let s = String::from_utf8_lossy(&line).to_string();
-                            if let Some(a) = parse_listening_line(&s) {
-                                listening.lock().unwrap().push(a);
-                            }
-                            log.lock().unwrap().push_str(&format!("[stdout] {}", s));
-                        }
-                    }
+            on_each_line(child.stdout.take().unwrap(), move |s| {
+                if let Some(a) = parse_listening_line(&s) {
+                    listening.lock().unwrap().push(a);
                 }
+                log.lock().unwrap().push_str(&format!("[stdout] {}", s));
             });
         }
-        let stderr = child.stderr.take().unwrap();
         {
             let log = log.clone();
             let stderr_buf = stderr_buf.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(stderr);
-                let mut line = Vec::new();
-                loop {
-                    line.clear();
-                    match r.read_until(b'\n', &mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let s = String::from_utf8_lossy(&line).to_string();
-                            stderr_buf.lock().unwrap().push_str(&s);
-                            log.lock().unwrap().push_str(&format!("[stderr] {}", s));
-                        }
-                    }
-                }
+            on_each_line(child.stderr.take().unwrap(), move |s| {
+                stderr_buf.lock().unwrap().push_str(&s);
+                log.lock().unwrap().push_str(&format!("[stderr] {}", s));
             });
         }
 
@@ -1384,4 +1360,20 @@ impl Drop for Load {
     fn drop(&mut self) {
         self.stop_threads();
     }
+}
+
+/// Reads `r` line by line on its own thread until it ends, handing each line (with its newline,
+/// invalid UTF-8 replaced) to `f`.
+fn on_each_line<R: Read + Send + 'static>(r: R, mut f: impl FnMut(String) + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(r);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match r.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => f(String::from_utf8_lossy(&line).to_string()),
+            }
+        }
+    });
 }
