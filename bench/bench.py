@@ -418,6 +418,10 @@ class Server:
     def version(self):
         return "unknown"
 
+    def applies(self, scenario):
+        """Whether this server is measured in `scenario` (all are, except the floor)."""
+        return True
+
     def prepare(self, wd, port, cpus, workers):
         """-> argv; may write configuration files into wd (and record them in self.configs)."""
         raise NotImplementedError
@@ -692,6 +696,35 @@ mimetype.assign = (
         return [self.binary, "-D", "-f", str(wd / "lighttpd.conf")]
 
 
+class Floor(Ringstatic):
+    """examples/floor.rs: a bare io_uring loop that answers every request with one file's bytes,
+    prebuilt. Not a server but the yardstick for the kernel's share of a request (see the file)."""
+
+    label = "floor"
+    note = ("floor is not a server: a bare io_uring loop (examples/floor.rs) with ringstatic's ring setup "
+            "that answers every request with one prebuilt response, parsing and looking up nothing; "
+            "it shows the part of a request's CPU time that is the kernel's; measured only in "
+            "single-file keep-alive scenarios of files up to 64 KiB")
+    MAX_FILE = 64 * 1024
+
+    def __init__(self, ctx, binary):
+        super().__init__(ctx, binary, label="floor")
+        self.scenario = None
+
+    def version(self):
+        return "examples/floor.rs at " + super().version().split(",")[0]
+
+    def applies(self, scenario):
+        path, _, headers, _ = SCENARIOS[scenario]
+        return bool(path) and not headers and self.ctx.corpus.expected(path)[0] <= self.MAX_FILE
+
+    def prepare(self, wd, port, cpus, workers):
+        self.dynamic = True
+        path, _, _, _ = SCENARIOS[self.scenario]
+        return [self.binary, "--listen", "127.0.0.1:0", "--workers", str(workers),
+                "--file", str(self.ctx.corpus.root / path.lstrip("/"))]
+
+
 # ---------------------------------------------------------------------------------------
 # checks and wrk
 
@@ -840,6 +873,9 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
         failed = {}
         try:
             for s in servers:
+                if not s.applies(sc):
+                    continue
+                s.scenario = sc
                 s.cpus = cpus
                 try:
                     s.start(cpus, workers)
@@ -999,7 +1035,7 @@ def table(rows, scaling=False):
     return "\n".join(out)
 
 
-COLORS = {"ringstatic": "#d9622b", "nginx": "#2e8b57", "h2o": "#3b6fb6", "lighttpd": "#8a4fb0"}
+COLORS = {"ringstatic": "#d9622b", "nginx": "#2e8b57", "h2o": "#3b6fb6", "lighttpd": "#8a4fb0", "floor": "#9a9a9a"}
 
 
 def nice_max(x):
@@ -1135,7 +1171,8 @@ def options(argv):
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 10; 2 with --quick)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per server and scenario (default 2; 1 with --quick; 0 = none)")
     p.add_argument("--peers", default="none",
-                   help="other servers to measure too: none (default), all, or a list of h2o,lighttpd")
+                   help="other servers to measure too: none (default), all, or a list of h2o,lighttpd,floor "
+                        "(floor: a bare io_uring loop, the kernel's share of a request; see bench/README.md)")
     p.add_argument("--scaling", action="store_true",
                    help="worker-scaling mode: 1k and 16k with 1, 2, 4, ... workers up to the server-CPU count, "
                         "ringstatic and nginx only")
@@ -1147,6 +1184,9 @@ def options(argv):
                         "(the access log's cost), or a tuning flag against the default")
     p.add_argument("--ringstatic", default=os.environ.get("RINGSTATIC_BIN", str(REPO / "target/release/ringstatic")),
                    help="ringstatic binary (default: $RINGSTATIC_BIN or target/release/ringstatic)")
+    p.add_argument("--floor", default=os.environ.get("FLOOR_BIN", str(REPO / "target/release/examples/floor")),
+                   help="the floor binary for --peers floor (default: $FLOOR_BIN or target/release/examples/floor, "
+                        "built by `cargo build --release --example floor`)")
     p.add_argument("--server-cmd",
                    help="harness testing: measure this command under the label ringstatic instead of the binary. "
                         "'nginx' runs a second, identically configured nginx; anything else is a command line with "
@@ -1179,10 +1219,10 @@ def options(argv):
     if peers in (["none"], []):
         peers = []
     elif peers == ["all"]:
-        peers = ["h2o", "lighttpd"]
-    bad = [x for x in peers if x not in ("h2o", "lighttpd")]
+        peers = ["h2o", "lighttpd", "floor"]
+    bad = [x for x in peers if x not in ("h2o", "lighttpd", "floor")]
     if bad:
-        p.error(f"unknown peer(s) {','.join(bad)}; choose all, h2o, lighttpd")
+        p.error(f"unknown peer(s) {','.join(bad)}; choose all, h2o, lighttpd, floor")
     a.peer_list = peers
     return a
 
@@ -1242,7 +1282,7 @@ def main(argv):
     ctx.server_cpus, ctx.client_cpus = server_cpus, client_cpus
     ctx.nofile = raise_nofile()
 
-    for tool in ["taskset", "wrk", "nginx"] + args.peer_list:
+    for tool in ["taskset", "wrk", "nginx"] + [x for x in args.peer_list if x != "floor"]:
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             sys.exit(f"bench: {tool} not found; bench/run.sh installs it (Debian)")
     if not args.server_cmd and not os.access(args.ringstatic, os.X_OK):
@@ -1307,6 +1347,11 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
         servers.append(H2o(ctx))
     if "lighttpd" in args.peer_list:
         servers.append(Lighttpd(ctx))
+    if "floor" in args.peer_list:
+        if not os.access(args.floor, os.X_OK):
+            raise SystemExit(f"bench: --peers floor: no executable {args.floor}; "
+                             "build it with `cargo build --release --example floor`")
+        servers.append(Floor(ctx, args.floor))
     if args.scaling:
         servers = servers[:2]
     ctx.servers = servers

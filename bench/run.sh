@@ -6,6 +6,7 @@
 #
 # It installs what is missing (Debian packages nginx-light, wrk, python3; with
 # --peers all also h2o and lighttpd), builds ringstatic with `cargo build --release`
+# (and, with --peers floor or all, the floor: `cargo build --release --example floor`)
 # at the repository root, then hands every argument to bench/bench.py (Python
 # standard library only). See bench/README.md for every option.
 #
@@ -102,6 +103,17 @@ elif [[ $build == 1 ]]; then
     (cd "$repo" && cargo build --release)
 fi
 export RINGSTATIC_BIN="${RINGSTATIC_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ringstatic}"
+
+# --- the floor (--peers floor or all): a bare io_uring loop, examples/floor.rs ----------
+case ",$peers," in
+    *,all,*|*,floor,*)
+        if [[ $build == 1 ]]; then
+            command -v cargo >/dev/null || { say "cargo not found: install Rust (https://rustup.rs) or pass --no-build"; exit 1; }
+            say "building the floor (cargo build --release --example floor)"
+            (cd "$repo" && cargo build --release --example floor)
+        fi ;;
+esac
+export FLOOR_BIN="${FLOOR_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/examples/floor}"
 
 # the command line as typed, for the report's header
 quote() {
