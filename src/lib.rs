@@ -19,6 +19,9 @@
 //! - `files`    opening beneath the root, the per-worker open-file cache, body chunks and sendfile
 //! - `mime`     Content-Type by file extension
 //! - `accesslog` the combined-format access log, batched and written through the worker's ring
+//!
+//! Outside the server: `examples/floor.rs` is bench/'s floor, a bare io_uring loop built on
+//! `ring` that measures the kernel's share of a request (`bench/run.sh --peers floor`).
 
 pub mod accesslog;
 pub mod config;
