@@ -67,6 +67,8 @@ SCENARIOS = {
     "1k-c10000": ("/index.html", 10000, [], "1 KiB HTML page, 10,000 keep-alive connections"),
 }
 QUICK_SCENARIOS = ["1k", "16k", "1m", "1k-close"]
+# An idle server (one not being measured) using more than this share of a CPU spoils the round.
+IDLE_CPU_MAX = 0.02
 SCALING_SCENARIOS = ["1k", "16k"]
 
 SITE_DIRS = (10, 10)  # site/sNN/dNN: 100 leaf directories
@@ -896,13 +898,28 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                         run_wrk(ctx, s, sc, warmup, threads)
                     except ServerError as e:
                         ctx.warn(f"[{sc}] {s.label} warm-up: {e}")
+            noisy = set()
             for rnd in range(1, rounds + 1):
                 for s in live:
+                    idle = [o for o in live if o is not s]
+                    idle0 = [cpu_ticks(o.pids()) for o in idle]
+                    t0 = time.monotonic()
                     try:
                         r = measure(ctx, s, sc, duration, threads)
                     except (ServerError, ValueError) as e:
                         ctx.warn(f"[{sc}] {s.label} round {rnd}: {e}")
                         continue
+                    # The servers not being measured sit idle on the same CPUs; one that burns
+                    # CPU anyway takes it from the one being measured, and every figure of this
+                    # scenario is then suspect. Idle servers use next to nothing (timers only).
+                    wall = time.monotonic() - t0
+                    for o, c0 in zip(idle, idle0):
+                        share = (cpu_ticks(o.pids()) - c0) / CLK_TCK / wall
+                        if share > IDLE_CPU_MAX and o.label not in noisy:
+                            noisy.add(o.label)
+                            ctx.warn(f"[{sc}] {o.label} used {share:.0%} of a CPU while idle (during "
+                                     f"{s.label}'s round {rnd}): it takes CPU from the server being "
+                                     f"measured, so this scenario's figures are suspect")
                     r.update(mode=mode, scenario=sc, server=s.label, round=rnd, workers=workers,
                              server_cpus=cpus_str(cpus), client_cpus=cpus_str(ctx.client_cpus),
                              wrk_threads=max(1, min(threads, SCENARIOS[sc][1])), connections=SCENARIOS[sc][1],
