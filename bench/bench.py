@@ -48,6 +48,9 @@ REPO = HERE.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SEED = 0x5EED_2A11
 CACHE_VALID_S = 1  # ringstatic --cache-valid and nginx open_file_cache_valid: equal by design
+# ringstatic --cache-entries and nginx open_file_cache max: the same budget of cached files for
+# both (ringstatic's default, 10,000, is less than many-files' 20,000 files; nginx's is none).
+OPEN_FILES_MAX = 200000
 WANT_NOFILE = 262144
 
 # ---------------------------------------------------------------------------------------
@@ -547,7 +550,7 @@ http {{
     tcp_nodelay on;
     keepalive_timeout 75s;
     keepalive_requests 1000000000;
-    open_file_cache max=200000 inactive=60s;
+    open_file_cache max={OPEN_FILES_MAX} inactive=60s;
     open_file_cache_valid {CACHE_VALID_S}s;
     open_file_cache_min_uses 1;
     open_file_cache_errors on;
@@ -603,7 +606,8 @@ class Ringstatic(Server):
         self.dynamic = True
         extra = [a.replace("{run}", str(wd)) for a in self.extra]
         return [self.binary, "--listen", "127.0.0.1:0", "--workers", str(workers),
-                "--cache-valid", str(CACHE_VALID_S)] + extra + [str(self.ctx.corpus.root)]
+                "--cache-valid", str(CACHE_VALID_S), "--cache-entries", str(OPEN_FILES_MAX)] + extra + \
+            [str(self.ctx.corpus.root)]
 
     def ready_port(self, wd, port, deadline):
         if not self.dynamic:
