@@ -10,15 +10,16 @@
 //! is left for a server's own work. bench/ uses it only for single-file keep-alive scenarios of
 //! files small enough to be sent from memory.
 //!
-//! Usage: `floor --file PATH [--listen 127.0.0.1:PORT] [--workers N]`. Workers are threads, each
+//! Usage: `floor --file PATH [--listen ADDR:PORT] [--workers N]`. Workers are threads, each
 //! with its own SO_REUSEPORT socket and ring, pinned to the N first CPUs it may use. Prints
 //! `listening on http://ADDR` once per worker, like ringstatic.
 
 use std::io;
-use std::net::SocketAddrV4;
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use ringstatic::inherit;
 use ringstatic::ring::{self, bufring::BufRing};
 
 const ACCEPT: u64 = 1 << 62;
@@ -36,14 +37,14 @@ fn main() {
         }
         Err(e) => {
             eprintln!(
-                "floor: {e}\nusage: floor --file PATH [--listen 127.0.0.1:PORT] [--workers N]"
+                "floor: {e}\nusage: floor --file PATH [--listen ADDR:PORT] [--workers N]"
             );
             std::process::exit(2);
         }
     }
 }
 
-fn parse(args: Vec<String>) -> Result<(String, SocketAddrV4, usize), String> {
+fn parse(args: Vec<String>) -> Result<(String, SocketAddr, usize), String> {
     let (mut file, mut addr, mut workers) = (None, "127.0.0.1:0".to_string(), 1usize);
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -64,11 +65,11 @@ fn parse(args: Vec<String>) -> Result<(String, SocketAddrV4, usize), String> {
     }
     let addr = addr
         .parse()
-        .map_err(|_| format!("--listen `{addr}` is not an IPv4 ADDR:PORT"))?;
+        .map_err(|_| format!("--listen `{addr}` is not an ADDR:PORT"))?;
     Ok((file.ok_or("--file is required")?, addr, workers))
 }
 
-fn serve(file: &str, addr: SocketAddrV4, workers: usize) -> io::Result<()> {
+fn serve(file: &str, mut addr: SocketAddr, workers: usize) -> io::Result<()> {
     let body = std::fs::read(file).map_err(|e| io::Error::new(e.kind(), format!("{file}: {e}")))?;
     let mut response = format!(
         "HTTP/1.1 200 OK\r\nServer: floor\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\
@@ -83,18 +84,20 @@ fn serve(file: &str, addr: SocketAddrV4, workers: usize) -> io::Result<()> {
     // Leaked on purpose: every send in flight reads it until the process exits.
     let response: &'static [u8] = Box::leak(response.into_boxed_slice());
     let cpus = core_affinity::get_core_ids().unwrap_or_default();
-    let mut port = addr.port();
     let mut threads = Vec::new();
     for i in 0..workers {
-        let lfd = listen(SocketAddrV4::new(*addr.ip(), port))?;
-        port = local_port(lfd)?;
-        println!("listening on http://{}:{port}", addr.ip());
+        // The same listening socket ringstatic's master makes, deferring accepts as ringstatic
+        // does by default (and nginx with `deferred` in bench/).
+        let sock = inherit::listen_socket(addr)?;
+        inherit::set_defer_accept(sock.as_raw_fd(), true)?;
+        addr = inherit::local_addr(sock.as_raw_fd())?; // the other workers share its port
+        println!("listening on http://{addr}");
         let cpu = cpus.get(i).copied();
         threads.push(std::thread::spawn(move || {
             if let Some(c) = cpu {
                 core_affinity::set_for_current(c);
             }
-            if let Err(e) = event_loop(lfd, response) {
+            if let Err(e) = event_loop(sock.as_raw_fd(), response) {
                 eprintln!("floor: worker {i}: {e}");
                 std::process::exit(1);
             }
@@ -104,60 +107,6 @@ fn serve(file: &str, addr: SocketAddrV4, workers: usize) -> io::Result<()> {
         let _ = t.join();
     }
     Ok(())
-}
-
-fn listen(addr: SocketAddrV4) -> io::Result<RawFd> {
-    let check = |r: libc::c_int| {
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(r)
-        }
-    };
-    let one: libc::c_int = 1;
-    let int = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    let sa = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(addr.ip().octets()),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: plain socket calls on a new fd with pointers to locals that outlive each call.
-    unsafe {
-        let fd = check(libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?;
-        let opt =
-            |level, name| libc::setsockopt(fd, level, name, &one as *const _ as *const _, int);
-        check(opt(libc::SOL_SOCKET, libc::SO_REUSEADDR))?;
-        check(opt(libc::SOL_SOCKET, libc::SO_REUSEPORT))?;
-        check(opt(libc::IPPROTO_TCP, libc::TCP_NODELAY))?;
-        // As ringstatic's default --defer-accept on (and nginx's `deferred` in bench/).
-        check(opt(libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT))?;
-        let len = std::mem::size_of_val(&sa) as libc::socklen_t;
-        check(libc::bind(
-            fd,
-            &sa as *const _ as *const libc::sockaddr,
-            len,
-        ))?;
-        check(libc::listen(fd, 4096))?;
-        Ok(fd)
-    }
-}
-
-fn local_port(fd: RawFd) -> io::Result<u16> {
-    // SAFETY: an all-zero sockaddr_in is valid; getsockname writes at most `len` bytes into it.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of_val(&sa) as libc::socklen_t;
-    // SAFETY: as above; `fd` is our listening socket.
-    if unsafe { libc::getsockname(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(u16::from_be(sa.sin_port))
 }
 
 fn push(ring: &mut IoUring, sqe: squeue::Entry) {

@@ -136,7 +136,7 @@ fn set_nodelay(fd: RawFd) {
 /// TCP_DEFER_ACCEPT on a listening socket: accept only once the client's first bytes are
 /// here, or after 1 s without them (nginx's `deferred` uses the same second). Workers read the
 /// setting back to know whether a new connection's request is already waiting.
-fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
+pub fn set_defer_accept(fd: RawFd, on: bool) -> io::Result<()> {
     set_int_opt(
         fd,
         libc::IPPROTO_TCP,
@@ -299,7 +299,9 @@ impl Listeners {
     }
 }
 
-fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+/// A non-blocking SO_REUSEPORT listening socket on `addr`, with TCP_NODELAY for the sockets it
+/// accepts (and IPV6_V6ONLY for IPv6).
+pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -378,7 +380,8 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     }
 }
 
-fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+/// The address a socket is bound to (the real port after binding port 0).
+pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
     // SAFETY: all-zero is a valid sockaddr_storage; getsockname fills at most `len` bytes.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
