@@ -37,9 +37,15 @@ pub struct Ctx<'a> {
     pub draining: bool,
     /// Multipart boundary, fixed per worker.
     pub boundary: &'a str,
-    /// Set by the writers below for the access log: the status and the body bytes queued.
+}
+
+/// What was decided for one request: the status and body bytes queued (for the access log and
+/// counters) and whether the connection stays open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
     pub status: u16,
     pub body_bytes: u64,
+    pub disposition: Disposition,
 }
 
 /// Whether the connection stays open after this response.
@@ -50,7 +56,7 @@ pub enum Disposition {
 }
 
 /// Answers one parsed request by appending its chunks to `out`.
-pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Disposition {
+pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply {
     let keep = req.keep_alive && !ctx.draining;
     let head_only = req.method == Method::Head;
     if req.method == Method::Other {
@@ -92,7 +98,7 @@ fn file(
     head_only: bool,
     ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
-) -> Disposition {
+) -> Reply {
     let v = Validators {
         etag: &f.etag,
         last_modified: f.mtime,
@@ -110,9 +116,7 @@ fn file(
             h.extend_from_slice(&f.validators);
             finish_head(&mut h, keep, req.version);
             out.push_back(Chunk::Owned { buf: h, pos: 0 });
-            ctx.status = 304;
-            ctx.body_bytes = 0;
-            return disposition(keep);
+            return reply(304, 0, keep);
         }
         Precondition::Proceed => {}
     }
@@ -126,7 +130,7 @@ fn file(
         }
         _ => RangeDecision::Full,
     };
-    match ranges {
+    let (status, body_bytes) = match ranges {
         RangeDecision::Full => {
             if let (true, Version::Http11, Body::Memory(m)) = (keep, req.version, &f.body) {
                 // The hot path: a prebuilt response, one slice, nothing to format.
@@ -139,8 +143,7 @@ fn file(
                 finish_head(&mut h, keep, req.version);
                 push_with_body(out, h, f, 0, f.size, head_only);
             }
-            ctx.status = 200;
-            ctx.body_bytes = if head_only { 0 } else { f.size };
+            (200, if head_only { 0 } else { f.size })
         }
         RangeDecision::Single(r) => {
             let mut h = status_line(206, ctx);
@@ -150,18 +153,20 @@ fn file(
             h.extend_from_slice(b"\r\n");
             finish_head(&mut h, keep, req.version);
             push_with_body(out, h, f, r.start, r.end + 1, head_only);
-            ctx.status = 206;
-            ctx.body_bytes = if head_only { 0 } else { r.len() };
+            (206, if head_only { 0 } else { r.len() })
         }
-        RangeDecision::Multi(rs) => multipart(&rs, f, keep, req.version, head_only, ctx, out),
+        RangeDecision::Multi(rs) => (
+            206,
+            multipart(&rs, f, keep, req.version, head_only, ctx, out),
+        ),
         RangeDecision::Unsatisfiable => {
             let mut extra = b"Content-Range: ".to_vec();
             write_unsatisfied_range(f.size, &mut extra);
             extra.extend_from_slice(b"\r\n");
             return error(416, &extra, keep, req.version, head_only, ctx, out);
         }
-    }
-    disposition(keep)
+    };
+    reply(status, body_bytes, keep)
 }
 
 fn multipart(
@@ -172,7 +177,7 @@ fn multipart(
     head_only: bool,
     ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
-) {
+) -> u64 {
     // Each part: CRLF "--" boundary CRLF, its headers, CRLF, the bytes; then CRLF "--" boundary "--" CRLF.
     let mut part_heads = Vec::with_capacity(rs.len());
     let mut total = 0u64;
@@ -201,17 +206,16 @@ fn multipart(
     h.extend_from_slice(b"\r\n");
     h.extend_from_slice(&f.validators);
     finish_head(&mut h, keep, version);
-    ctx.status = 206;
-    ctx.body_bytes = if head_only { 0 } else { total };
     if head_only {
         out.push_back(Chunk::Owned { buf: h, pos: 0 });
-        return;
+        return 0;
     }
     out.push_back(Chunk::Owned { buf: h, pos: 0 });
     for (r, p) in rs.iter().zip(part_heads) {
         push_with_body(out, p, f, r.start, r.end + 1, false);
     }
     out.push_back(Chunk::Owned { buf: tail, pos: 0 });
+    total
 }
 
 /// Queues `head` followed by bytes `start..end` of the file.
@@ -263,10 +267,9 @@ pub fn error(
     head_only: bool,
     ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
-) -> Disposition {
-    ctx.body_bytes = write_error(code, extra, keep, version, head_only, ctx.date, out);
-    ctx.status = code;
-    disposition(keep)
+) -> Reply {
+    let body_bytes = write_error(code, extra, keep, version, head_only, ctx.date, out);
+    reply(code, body_bytes, keep)
 }
 
 /// The same as `error`, for heads that never parsed (so no Ctx/version is known yet). Returns the
@@ -304,10 +307,14 @@ fn status_line(code: u16, ctx: &Ctx) -> Vec<u8> {
     h
 }
 
-fn disposition(keep: bool) -> Disposition {
-    if keep {
-        Disposition::KeepAlive
-    } else {
-        Disposition::Close
+fn reply(status: u16, body_bytes: u64, keep: bool) -> Reply {
+    Reply {
+        status,
+        body_bytes,
+        disposition: if keep {
+            Disposition::KeepAlive
+        } else {
+            Disposition::Close
+        },
     }
 }

@@ -1359,8 +1359,6 @@ impl Site {
             now_ms: clock.now_ms,
             draining,
             boundary: &self.boundary,
-            status: 0,
-            body_bytes: 0,
         };
         let mut log = Log {
             log: self.access_log.as_mut(),
@@ -1438,19 +1436,20 @@ fn parse_requests(c: &mut Conn, buf: &[u8], ctx: &mut Ctx, log: &mut Log) -> usi
         }
         match parse_head(&buf[pos..]) {
             Ok(Parsed::Complete(req, used)) => {
-                if respond(&req, ctx, &mut c.out) == Disposition::Close {
+                let reply = respond(&req, ctx, &mut c.out);
+                if reply.disposition == Disposition::Close {
                     c.close_after_write = true;
                     // A refused request may be followed by bytes we will never read (its body):
                     // closing with them unread would reset the connection and could destroy our
                     // answer in the client's buffers. Linger for those.
-                    c.must_linger = req.has_body || ctx.status >= 400;
+                    c.must_linger = req.has_body || reply.status >= 400;
                 }
                 let head = &buf[pos..pos + used];
                 log.request(
                     c.peer.as_deref(),
                     head,
-                    ctx.status,
-                    ctx.body_bytes,
+                    reply.status,
+                    reply.body_bytes,
                     req.referer,
                     req.user_agent,
                 );
