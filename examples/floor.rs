@@ -36,9 +36,7 @@ fn main() {
             }
         }
         Err(e) => {
-            eprintln!(
-                "floor: {e}\nusage: floor --file PATH [--listen ADDR:PORT] [--workers N]"
-            );
+            eprintln!("floor: {e}\nusage: floor --file PATH [--listen ADDR:PORT] [--workers N]");
             std::process::exit(2);
         }
     }

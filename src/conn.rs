@@ -1,95 +1,115 @@
-//! One client connection's state. The worker changes it only through the named transitions in
-//! worker.rs (`begin_close`, `start_linger`, ...); this file holds the data and the pure parts.
+//! One client connection: its socket, its request loop (`Session`), and three small state
+//! machines that change only through the named transitions below, each of which refuses (returns
+//! `false` and changes nothing) when it is not legal in the current state:
+//!
+//! - [`Reading`]: whether a recv is in flight, and whether we want more input.
+//! - [`Writing`]: which send-side operation is in flight (at most one).
+//! - [`Lifecycle`]: open, lingering after our last response, closing.
+//!
+//! The connection lives in a `Box` in the worker's slot table, so the iovecs and msghdr a
+//! sendmsg points at keep their address while it is in flight, and it is freed only once no
+//! operation refers to it (`can_free`).
 
-use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-use crate::files::body::{Chunk, Pipe};
+use io_uring::squeue::Entry;
+
+use crate::files::body::Pipe;
+use crate::ring::key::Key;
+use crate::ring::op;
+use crate::session::Session;
 
 /// Most memory chunks gathered into one sendmsg.
 pub const MAX_IOV: usize = 16;
 
+/// The receive side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
+pub enum Reading {
+    /// No recv in flight; one is armed when `wants_recv` says so.
+    Idle,
+    /// A recv (the first single-shot one, or the multishot one) is in flight.
+    Armed,
+    /// Too much unanswered input: no recv is armed until the responses are out.
+    Paused,
+    /// Input was paused while a recv was in flight; a cancel for it is on its way. `resume`:
+    /// input was resumed meanwhile, so the recv is re-armed once its last completion is in.
+    Cancelling { resume: bool },
+    /// The client shut down its side: nothing more will come.
+    Eof,
+}
+
+/// The send side: at most one operation in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writing {
+    Idle,
+    /// A send or sendmsg of queued memory is in flight.
+    Sending,
+    /// The send in flight carries all of the connection's last response, with a close linked
+    /// behind it: the close runs only if every byte left, and is cancelled by the kernel
+    /// otherwise. Until the send completes, the fd is ours.
+    SendingLast,
+    /// Waiting for the socket to become writable (POLLOUT) before the next sendfile or send.
+    AwaitingWritable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
     /// Reading requests and writing responses.
     Open,
     /// Our last response is sent and our side is shut down (FIN sent); reading and discarding
     /// until the client closes too, so unread request bytes never turn our close into a reset
     /// that destroys the response in the client's receive buffer.
     Lingering,
-    /// Shut down both ways; waiting for the last completions before the fd is closed.
-    Closing,
+    /// Shut down both ways; waiting for the last completions before the slot is freed.
+    /// `fd_released`: its close is already submitted (or ran linked behind the last send), so
+    /// the fd number may belong to a new socket and must not be used again.
+    Closing { fd_released: bool },
 }
 
 pub struct Conn {
-    pub fd: RawFd,
+    fd: RawFd,
     /// The slot's generation when this connection took it (keys carry it).
-    pub gen: u32,
-    pub phase: Phase,
-    /// Bytes of requests not yet answered: a partial head, or pipelined heads held back while
-    /// the output queue is full. Empty (and unallocated) for an idle connection.
-    pub inbuf: Vec<u8>,
-    /// Responses not yet sent, in order.
-    pub out: VecDeque<Chunk>,
-    pub recv_armed: bool,
-    /// Complete requests wait in `inbuf` because the output queue was full.
-    pub held_back: bool,
-    /// We stopped receiving because too many requests are waiting for their responses.
-    pub recv_paused: bool,
-    /// A cancel for the armed recv is on its way (sent once per pause).
-    pub recv_cancel_sent: bool,
-    pub send_inflight: bool,
-    pub poll_inflight: bool,
-    /// The response being written is the last one on this connection.
-    pub close_after_write: bool,
-    /// After that last response, wait for the client's FIN before closing (a refused request's
-    /// unread bytes would otherwise turn the close into a reset).
-    pub must_linger: bool,
-    /// The client shut down its side (recv returned 0).
-    pub peer_eof: bool,
-    /// Its close is already submitted (`close_now`); the fd number may belong to a new socket.
-    pub close_queued: bool,
-    /// A close is linked behind the send in flight (the last response of a `Connection: close`
-    /// request, all of `out`): it runs only once that send has written every byte, and is
-    /// cancelled by the kernel if the send fails. Until the send completes the fd is ours.
-    pub close_linked: bool,
+    gen: u32,
+    reading: Reading,
+    writing: Writing,
+    life: Lifecycle,
+    /// Requests received and responses queued.
+    pub session: Session,
     /// When the current timeout (head, keep-alive, send or linger) expires, monotonic ms.
-    pub deadline_ms: u64,
+    deadline_ms: u64,
     /// A partial head is buffered; its timeout runs from its first byte and is not extended.
-    pub head_started: bool,
+    head_started: bool,
     /// When the connection last became idle (everything answered, nothing buffered).
-    pub idle_since_ms: u64,
+    idle_since_ms: u64,
     /// The client's address as text, kept only when the access log is on.
     pub peer: Option<Box<[u8]>>,
     /// The pipe of a splice transfer in flight (`--large-body splice`), from the worker's pool.
     pub pipe: Option<Pipe>,
-    /// Kept here so their address is stable while a sendmsg is in flight (the Conn is boxed).
-    pub iov: [libc::iovec; MAX_IOV],
-    pub msg: libc::msghdr,
+    /// What a sendmsg in flight points at; untouched until its completion (the Conn is boxed).
+    iov: [libc::iovec; MAX_IOV],
+    msg: libc::msghdr,
+}
+
+/// What `gather` found at the front of the output.
+pub struct Gathered {
+    /// Memory chunks placed in the iovecs.
+    pub chunks: usize,
+    /// A file range follows them.
+    pub file_follows: bool,
 }
 
 impl Conn {
-    pub fn new(fd: RawFd, gen: u32, deadline_ms: u64) -> Conn {
+    pub fn new(fd: RawFd, gen: u32, now_ms: u64, header_timeout_ms: u64) -> Conn {
         Conn {
             fd,
             gen,
-            phase: Phase::Open,
-            inbuf: Vec::new(),
-            out: VecDeque::new(),
-            recv_armed: false,
-            held_back: false,
-            recv_paused: false,
-            recv_cancel_sent: false,
-            send_inflight: false,
-            poll_inflight: false,
-            close_after_write: false,
-            must_linger: false,
-            peer_eof: false,
-            close_queued: false,
-            close_linked: false,
-            deadline_ms,
+            reading: Reading::Idle,
+            writing: Writing::Idle,
+            life: Lifecycle::Open,
+            session: Session::default(),
+            deadline_ms: now_ms + header_timeout_ms,
             head_started: false,
-            idle_since_ms: 0,
+            idle_since_ms: now_ms,
             peer: None,
             pipe: None,
             iov: [libc::iovec {
@@ -101,73 +121,433 @@ impl Conn {
         }
     }
 
-    /// Whether any ring operation still refers to this connection's fd or memory.
-    pub fn ops_in_flight(&self) -> bool {
-        self.recv_armed || self.send_inflight || self.poll_inflight
+    pub fn fd(&self) -> RawFd {
+        self.fd
     }
+
+    pub fn gen(&self) -> u32 {
+        self.gen
+    }
+
+    pub fn reading(&self) -> Reading {
+        self.reading
+    }
+
+    pub fn writing(&self) -> Writing {
+        self.writing
+    }
+
+    pub fn life(&self) -> Lifecycle {
+        self.life
+    }
+
+    // ----- reading ------------------------------------------------------------------------------
 
     /// Whether a recv should be armed now. Not while a last response (Connection: close) is
     /// being written: the connection closes once it is out, and a recv armed meanwhile would
     /// only have to be cancelled. Lingering reads until the client's FIN.
     pub fn wants_recv(&self) -> bool {
-        !self.recv_armed
-            && !self.recv_paused
-            && !self.peer_eof
-            && match self.phase {
-                Phase::Open => !self.close_after_write,
-                Phase::Lingering => true,
-                Phase::Closing => false,
+        self.reading == Reading::Idle
+            && match self.life {
+                Lifecycle::Open => self.session.ending().is_none(),
+                Lifecycle::Lingering => true,
+                Lifecycle::Closing { .. } => false,
             }
+    }
+
+    /// Idle -> Armed, when a recv is wanted; the caller submits it.
+    pub fn arm_recv(&mut self) -> bool {
+        if !self.wants_recv() {
+            return false;
+        }
+        self.reading = Reading::Armed;
+        true
+    }
+
+    /// The recv in flight posted its last completion (no IORING_CQE_F_MORE).
+    pub fn recv_ended(&mut self) -> bool {
+        self.reading = match self.reading {
+            Reading::Armed => Reading::Idle,
+            Reading::Cancelling { resume: true } => Reading::Idle,
+            Reading::Cancelling { resume: false } => Reading::Paused,
+            _ => return false,
+        };
+        true
+    }
+
+    /// The client shut down its side. Only with no recv in flight (a recv that returns 0 ends).
+    pub fn got_eof(&mut self) -> bool {
+        match self.reading {
+            Reading::Idle | Reading::Paused => {
+                self.reading = Reading::Eof;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops taking input. Returns whether a recv is in flight and must be cancelled (by its
+    /// key; at most one cancel per armed recv).
+    pub fn pause_input(&mut self) -> bool {
+        match self.reading {
+            Reading::Armed => {
+                self.reading = Reading::Cancelling { resume: false };
+                true
+            }
+            Reading::Idle => {
+                self.reading = Reading::Paused;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes input again after a pause.
+    pub fn resume_input(&mut self) -> bool {
+        self.reading = match self.reading {
+            Reading::Paused => Reading::Idle,
+            Reading::Cancelling { .. } => Reading::Cancelling { resume: true },
+            _ => return false,
+        };
+        true
+    }
+
+    pub fn recv_in_flight(&self) -> bool {
+        matches!(self.reading, Reading::Armed | Reading::Cancelling { .. })
+    }
+
+    pub fn at_eof(&self) -> bool {
+        self.reading == Reading::Eof
+    }
+
+    // ----- writing ------------------------------------------------------------------------------
+
+    /// Places the memory chunks at the front of the output in the iovecs (at most `MAX_IOV`).
+    pub fn gather(&mut self) -> Gathered {
+        let mut n = 0;
+        let mut file_follows = false;
+        for ch in self.session.out().iter() {
+            match ch.remaining_mem() {
+                Some(m) if n < MAX_IOV => {
+                    self.iov[n] = libc::iovec {
+                        iov_base: m.as_ptr() as *mut libc::c_void,
+                        iov_len: m.len(),
+                    };
+                    n += 1;
+                }
+                Some(_) => break,
+                None => {
+                    file_follows = true;
+                    break;
+                }
+            }
+        }
+        Gathered {
+            chunks: n,
+            file_follows,
+        }
+    }
+
+    /// Sends the first `n` gathered iovecs now, from this thread (a header corked before a file
+    /// body). Returns what sendmsg(2) returned.
+    pub fn sendmsg_now(&mut self, n: usize, flags: i32) -> isize {
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = n;
+        // SAFETY: the iovecs point into chunks owned by the session's output, alive and
+        // unmodified for this synchronous call.
+        unsafe { libc::sendmsg(self.fd, &self.msg, flags) }
+    }
+
+    /// Idle -> Sending (or SendingLast when a close is linked behind it): the entry for the
+    /// first `n` gathered iovecs. The caller pushes it; the chunks, iovecs and msghdr it points
+    /// at stay untouched in this boxed Conn until `send_done`.
+    pub fn start_send(
+        &mut self,
+        n: usize,
+        flags: i32,
+        close_linked: bool,
+        key: Key,
+    ) -> Option<Entry> {
+        if self.writing != Writing::Idle || n == 0 || self.is_closing() {
+            return None;
+        }
+        self.writing = if close_linked {
+            Writing::SendingLast
+        } else {
+            Writing::Sending
+        };
+        Some(if n == 1 {
+            op::send(
+                self.fd,
+                self.iov[0].iov_base as *const u8,
+                self.iov[0].iov_len as u32,
+                flags,
+                key,
+            )
+        } else {
+            self.msg.msg_iov = self.iov.as_mut_ptr();
+            self.msg.msg_iovlen = n;
+            op::sendmsg(self.fd, &self.msg, flags, key)
+        })
+    }
+
+    /// Sending -> Idle. `Some(true)` if a close was linked behind that send.
+    pub fn send_done(&mut self) -> Option<bool> {
+        let linked = match self.writing {
+            Writing::Sending => false,
+            Writing::SendingLast => true,
+            _ => return None,
+        };
+        self.writing = Writing::Idle;
+        Some(linked)
+    }
+
+    /// Idle -> AwaitingWritable; the caller submits the poll.
+    pub fn await_writable(&mut self) -> bool {
+        if self.writing != Writing::Idle || self.is_closing() {
+            return false;
+        }
+        self.writing = Writing::AwaitingWritable;
+        true
+    }
+
+    /// AwaitingWritable -> Idle.
+    pub fn writable_done(&mut self) -> bool {
+        if self.writing != Writing::AwaitingWritable {
+            return false;
+        }
+        self.writing = Writing::Idle;
+        true
+    }
+
+    // ----- lifecycle ----------------------------------------------------------------------------
+
+    /// Open -> Lingering, after the last response is out: unread input is dropped, reading
+    /// resumes (to see the FIN), the linger deadline runs.
+    pub fn start_linger(&mut self, deadline_ms: u64) -> bool {
+        if self.life != Lifecycle::Open {
+            return false;
+        }
+        self.life = Lifecycle::Lingering;
+        self.session.discard_input();
+        self.resume_input();
+        self.deadline_ms = deadline_ms;
+        true
+    }
+
+    /// Open or Lingering -> Closing.
+    pub fn begin_closing(&mut self) -> bool {
+        if self.is_closing() {
+            return false;
+        }
+        self.life = Lifecycle::Closing { fd_released: false };
+        self.session.discard_input();
+        true
+    }
+
+    /// Closing: its close is submitted (or ran linked behind the last send).
+    pub fn fd_released(&mut self) -> bool {
+        match self.life {
+            Lifecycle::Closing { fd_released: false } => {
+                self.life = Lifecycle::Closing { fd_released: true };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_closing(&self) -> bool {
+        matches!(self.life, Lifecycle::Closing { .. })
+    }
+
+    /// Whether the fd still has to be closed when the slot is freed.
+    pub fn owns_fd(&self) -> bool {
+        !matches!(self.life, Lifecycle::Closing { fd_released: true })
+    }
+
+    /// Whether any ring operation still refers to this connection's fd or memory.
+    pub fn ops_in_flight(&self) -> bool {
+        self.recv_in_flight() || self.writing != Writing::Idle
+    }
+
+    /// Closing, and no operation refers to the connection any more: its slot can be freed.
+    pub fn can_free(&self) -> bool {
+        self.is_closing() && !self.ops_in_flight()
     }
 
     /// Nothing to send, nothing being sent, nothing half-received.
     pub fn is_idle(&self) -> bool {
-        self.out.is_empty() && !self.send_inflight && !self.poll_inflight && self.inbuf.is_empty()
+        self.session.out().is_empty() && self.writing == Writing::Idle && !self.session.has_input()
     }
-}
 
-/// Drops `n` sent bytes from the front of the queue.
-pub fn consume(out: &mut VecDeque<Chunk>, mut n: u64) {
-    while n > 0 {
-        let Some(front) = out.front_mut() else { return };
-        let r = front.remaining();
-        if n >= r {
-            n -= r;
-            out.pop_front();
-        } else {
-            front.advance(n);
-            n = 0;
+    // ----- timeouts -----------------------------------------------------------------------------
+
+    pub fn expired(&self, now_ms: u64) -> bool {
+        !self.is_closing() && now_ms >= self.deadline_ms
+    }
+
+    /// A response is making progress: the send timeout runs from now.
+    pub fn sending(&mut self, deadline_ms: u64) {
+        self.deadline_ms = deadline_ms;
+    }
+
+    /// Everything asked for is answered: wait for the next request. With nothing buffered the
+    /// keep-alive timeout runs from now; with a partial head buffered, the header timeout runs
+    /// from that head's first byte and is not extended by later bytes.
+    pub fn await_request(&mut self, now_ms: u64, keepalive_ms: u64, header_ms: u64) {
+        if !self.session.has_input() {
+            self.head_started = false;
+            self.idle_since_ms = now_ms;
+            self.deadline_ms = now_ms + keepalive_ms;
+        } else if !self.head_started {
+            self.head_started = true;
+            self.deadline_ms = now_ms + header_ms;
         }
     }
-    // Chunks that were empty from the start (an empty body) are dropped too.
-    while out.front().is_some_and(|c| c.remaining() == 0) {
-        out.pop_front();
+
+    /// How long the connection has been idle.
+    pub fn idle_for(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.idle_since_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::rc::Rc;
+    use crate::files::body::Chunk;
+    use crate::ring::key::Op;
+
+    fn conn() -> Conn {
+        Conn::new(-1, 0, 1_000, 10_000)
+    }
+
+    fn key() -> Key {
+        Key::new(Op::Send, 0, 0)
+    }
 
     #[test]
-    fn consume_across_chunks() {
-        let mut q = VecDeque::new();
-        q.push_back(Chunk::Owned {
-            buf: b"abc".to_vec(),
+    fn reading_legal_transitions() {
+        let mut c = conn();
+        assert!(c.wants_recv());
+        assert!(c.arm_recv());
+        assert_eq!(c.reading(), Reading::Armed);
+        assert!(c.recv_ended());
+        assert_eq!(c.reading(), Reading::Idle);
+        // Paused while armed: a cancel, then Paused once the recv ends.
+        assert!(c.arm_recv());
+        assert!(c.pause_input(), "an armed recv must be cancelled");
+        assert_eq!(c.reading(), Reading::Cancelling { resume: false });
+        assert!(c.recv_ended());
+        assert_eq!(c.reading(), Reading::Paused);
+        assert!(!c.wants_recv());
+        assert!(c.resume_input());
+        assert!(c.wants_recv());
+        // Paused while idle: no cancel.
+        assert!(!c.pause_input());
+        assert_eq!(c.reading(), Reading::Paused);
+        assert!(c.resume_input());
+        // Resumed while the cancel is on its way: re-armed once the recv has ended.
+        assert!(c.arm_recv());
+        assert!(c.pause_input());
+        assert!(c.resume_input());
+        assert!(c.recv_ended());
+        assert_eq!(c.reading(), Reading::Idle);
+        assert!(c.got_eof());
+        assert!(c.at_eof());
+        assert!(!c.wants_recv());
+    }
+
+    #[test]
+    fn reading_illegal_transitions_are_refused() {
+        let mut c = conn();
+        assert!(!c.recv_ended(), "no recv in flight");
+        assert!(c.arm_recv());
+        assert!(!c.arm_recv(), "one recv at a time");
+        assert!(!c.got_eof(), "a recv that returns 0 ends first");
+        assert!(!c.resume_input(), "not paused");
+        assert!(c.recv_ended());
+        assert!(c.got_eof());
+        assert!(!c.arm_recv(), "nothing more comes after EOF");
+        assert!(!c.pause_input());
+        assert_eq!(c.reading(), Reading::Eof);
+    }
+
+    #[test]
+    fn writing_one_operation_at_a_time() {
+        let mut c = conn();
+        c.session.out_mut().push_back(Chunk::Owned {
+            buf: b"hello".to_vec(),
             pos: 0,
         });
-        q.push_back(Chunk::Shared {
-            buf: Rc::from(&b"defgh"[..]),
-            pos: 1,
-            end: 5,
-        });
-        consume(&mut q, 4);
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.front().unwrap().remaining_mem().unwrap(), b"fgh");
-        consume(&mut q, 3);
-        assert!(q.is_empty());
-        consume(&mut q, 3);
-        assert!(q.is_empty());
+        let g = c.gather();
+        assert_eq!((g.chunks, g.file_follows), (1, false));
+        assert!(
+            c.start_send(0, 0, false, key()).is_none(),
+            "nothing gathered"
+        );
+        assert!(c.start_send(1, 0, false, key()).is_some());
+        assert!(
+            c.start_send(1, 0, false, key()).is_none(),
+            "a send is in flight"
+        );
+        assert!(!c.await_writable(), "a send is in flight");
+        assert!(!c.writable_done());
+        assert_eq!(c.send_done(), Some(false));
+        assert_eq!(c.send_done(), None, "no send in flight");
+        assert!(c.await_writable());
+        assert!(
+            c.start_send(1, 0, false, key()).is_none(),
+            "a poll is in flight"
+        );
+        assert!(c.writable_done());
+        assert!(c.start_send(1, 0, true, key()).is_some());
+        assert_eq!(c.writing(), Writing::SendingLast);
+        assert_eq!(c.send_done(), Some(true));
+    }
+
+    #[test]
+    fn lifecycle_open_lingering_closing() {
+        let mut c = conn();
+        assert!(c.start_linger(5_000));
+        assert_eq!(c.life(), Lifecycle::Lingering);
+        assert!(c.wants_recv(), "lingering reads until the FIN");
+        assert!(!c.start_linger(5_000), "only from Open");
+        assert!(c.begin_closing());
+        assert!(!c.begin_closing(), "already closing");
+        assert!(!c.wants_recv());
+        assert!(c.owns_fd());
+        assert!(c.fd_released());
+        assert!(!c.fd_released());
+        assert!(!c.owns_fd());
+        assert!(c.can_free());
+        assert!(!c.start_linger(5_000));
+    }
+
+    #[test]
+    fn closing_waits_for_operations_in_flight() {
+        let mut c = conn();
+        assert!(c.arm_recv());
+        assert!(c.begin_closing());
+        assert!(!c.can_free(), "the recv still refers to it");
+        assert!(!c.arm_recv(), "no new recv while closing");
+        assert!(!c.await_writable(), "no new poll while closing");
+        assert!(c.recv_ended());
+        assert!(c.can_free());
+    }
+
+    #[test]
+    fn timeouts() {
+        let mut c = conn();
+        assert!(!c.expired(10_999));
+        assert!(
+            c.expired(11_000),
+            "the header timeout runs from the connection's start"
+        );
+        c.await_request(20_000, 60_000, 10_000);
+        assert!(!c.expired(79_999));
+        assert!(c.expired(80_000), "keep-alive timeout");
+        assert_eq!(c.idle_for(20_500), 500);
+        assert!(c.begin_closing());
+        assert!(!c.expired(u64::MAX), "a closing connection has no timeout");
     }
 }

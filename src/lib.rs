@@ -37,6 +37,7 @@ pub mod pidfile;
 pub mod response;
 pub mod ring;
 pub mod scoreboard;
+pub mod session;
 pub mod sigset;
 pub mod worker;
 

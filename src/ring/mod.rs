@@ -1,13 +1,16 @@
 //! io_uring plumbing: building the ring with the flags that make it cheap, probing that the
-//! kernel has every operation we use (and saying so in one line when it does not), typed keys,
-//! and the provided-buffer ring.
+//! kernel has every operation we use (and saying so in one line when it does not), typed keys
+//! (`key`), one constructor per operation (`op`), submission without spinning (`submit`), and
+//! the provided-buffer ring (`bufring`).
 
 pub mod bufring;
 pub mod key;
+pub mod op;
+pub mod submit;
 
 use std::io;
 
-use io_uring::{opcode, squeue, IoUring, Probe};
+use io_uring::{opcode, IoUring, Probe};
 
 /// Why io_uring cannot be used here, in words an operator can act on.
 pub fn unavailable_reason(err: &io::Error) -> String {
@@ -28,7 +31,7 @@ pub fn unavailable_reason(err: &io::Error) -> String {
 }
 
 /// Builds a worker's ring: one submitter thread, completions processed only when we ask (no
-/// interrupting task work), which halves the cost per request against a plain ring (see DESIGN.md).
+/// interrupting task work), which halves the cost per request against a plain ring (see docs/design.md).
 /// Falls back to fewer flags on kernels that lack them (DEFER_TASKRUN needs 6.1).
 pub fn build(entries: u32) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(8);
@@ -99,31 +102,4 @@ pub fn check_available() -> Result<(), String> {
         .map_err(|e| format!("io_uring provided-buffer rings are unavailable ({e}): ringstatic needs Linux 6.0 or newer"))?;
     br.unregister(&ring);
     Ok(())
-}
-
-/// Pushes one entry, flushing the submission queue to the kernel when it is full.
-pub fn push(ring: &mut IoUring, sqe: &squeue::Entry) {
-    push_together(ring, std::slice::from_ref(sqe))
-}
-
-/// Pushes entries that must reach the kernel in the same submission (a chain linked with
-/// IOSQE_IO_LINK ends at a submission's last entry): all of them, or none until there is room.
-pub fn push_together(ring: &mut IoUring, sqes: &[squeue::Entry]) {
-    loop {
-        // SAFETY: every caller builds its entries from buffers it keeps alive (owned by the
-        // connection or the worker) until the matching completion arrives; see the op owners in
-        // worker.rs.
-        if unsafe { ring.submission().push_multiple(sqes) }.is_ok() {
-            return;
-        }
-        // Queue full: hand what we have to the kernel. EBUSY means the completion queue is
-        // overflowing; the NODROP feature keeps those completions, and submitting again after the
-        // caller drains them succeeds, so retrying here cannot lose an entry.
-        if let Err(e) = ring.submit() {
-            if e.raw_os_error() != Some(libc::EBUSY) && e.raw_os_error() != Some(libc::EINTR) {
-                eprintln!("ringstatic: io_uring submit failed: {e}");
-            }
-            std::thread::yield_now();
-        }
-    }
 }

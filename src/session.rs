@@ -1,0 +1,362 @@
+//! The request loop of one connection, without any I/O: bytes in, responses queued out.
+//!
+//! A `Session` holds what a connection has received but not yet answered (a partial head, or
+//! pipelined heads held back) and the responses not yet sent, in order. `feed` parses every
+//! complete head and asks a [`Handler`] for its response; the worker owns the socket and the
+//! ring, sends what is queued and tells the session what left (`consume`). Nothing here knows
+//! about fds, the ring or time, so the rules (pipelining, partial heads, back-pressure, the last
+//! response of a connection) are unit-tested below with byte literals.
+
+use std::collections::VecDeque;
+
+use crate::files::body::Chunk;
+use crate::http::request::{parse_head, Parsed, Request};
+use crate::response::{Disposition, Reply};
+
+/// Responses queued on one connection before we stop parsing its pipelined requests.
+pub const MAX_QUEUED_CHUNKS: usize = 32;
+/// Unanswered request bytes buffered before we stop receiving from that connection.
+pub const MAX_INBUF: usize = 64 * 1024;
+/// How much of an unparsable head the access log shows.
+const BAD_HEAD_LOGGED: usize = 1024;
+
+/// What answers requests: the response path and the access log, as the worker wires them.
+pub trait Handler {
+    /// Queues the response to a parsed request.
+    fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply;
+    /// Queues the error response to a head that did not parse; returns its body bytes.
+    fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64;
+    /// One request was answered (counters, access log). `head` is its raw head.
+    fn answered(&mut self, head: &[u8], req: Option<&Request>, status: u16, body_bytes: u64);
+}
+
+/// How a connection ends after its last response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The client asked for the close (or HTTP/1.0): close once the response is out.
+    Close,
+    /// We refused the request: bytes we will never read may follow (its body), and closing with
+    /// them unread would reset the connection and could destroy our answer in the client's
+    /// buffers, so wait for the client's FIN first.
+    Linger,
+}
+
+/// Whether the connection should keep receiving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Intake {
+    Open,
+    /// Too many unanswered bytes are buffered: stop receiving until the responses are out.
+    Full,
+}
+
+#[derive(Default)]
+pub struct Session {
+    /// Bytes of requests not yet answered: a partial head, or pipelined heads held back while
+    /// the output queue is full. Empty (and unallocated) for an idle connection.
+    inbuf: Vec<u8>,
+    /// Responses not yet sent, in order.
+    out: VecDeque<Chunk>,
+    /// Complete requests wait in `inbuf` because the output queue was full.
+    held_back: bool,
+    /// Set once a response is the connection's last; nothing after it is parsed.
+    ending: Option<Ending>,
+}
+
+impl Session {
+    /// Takes newly received bytes: answers every complete head, keeps a partial head for later.
+    pub fn feed(&mut self, data: &[u8], h: &mut impl Handler) -> Intake {
+        if self.inbuf.is_empty() {
+            let used = self.answer(data, h);
+            if used < data.len() && self.ending.is_none() {
+                self.inbuf.extend_from_slice(data[used..].as_ref());
+            }
+        } else {
+            self.inbuf.extend_from_slice(data);
+            let buf = std::mem::take(&mut self.inbuf);
+            let used = self.answer(&buf, h);
+            if self.ending.is_none() && used < buf.len() {
+                let mut buf = buf;
+                buf.drain(..used);
+                self.inbuf = buf;
+            }
+        }
+        self.intake()
+    }
+
+    /// Answers requests held back while the output queue was full, now that it has drained.
+    /// Returns whether there were any.
+    pub fn resume(&mut self, h: &mut impl Handler) -> bool {
+        if !self.held_back {
+            return false;
+        }
+        self.held_back = false;
+        self.feed(&[], h);
+        true
+    }
+
+    /// Whether receiving may go on (`Full` while too much is buffered).
+    pub fn intake(&self) -> Intake {
+        if self.inbuf.len() >= MAX_INBUF {
+            Intake::Full
+        } else {
+            Intake::Open
+        }
+    }
+
+    /// Whether a paused connection may receive again (hysteresis: half the limit).
+    pub fn has_room(&self) -> bool {
+        self.inbuf.len() < MAX_INBUF / 2
+    }
+
+    /// Answers complete heads at the front of `buf`; returns how many bytes were used.
+    fn answer(&mut self, buf: &[u8], h: &mut impl Handler) -> usize {
+        let mut pos = 0;
+        while pos < buf.len() && self.ending.is_none() {
+            if self.out.len() >= MAX_QUEUED_CHUNKS {
+                // Answered once the queue drains (`resume`); meanwhile the bytes wait in `inbuf`.
+                self.held_back = true;
+                break;
+            }
+            match parse_head(&buf[pos..]) {
+                Ok(Parsed::Complete(req, used)) => {
+                    let reply = h.respond(&req, &mut self.out);
+                    if reply.disposition == Disposition::Close {
+                        self.ending = Some(if req.has_body || reply.status >= 400 {
+                            Ending::Linger
+                        } else {
+                            Ending::Close
+                        });
+                    }
+                    h.answered(
+                        &buf[pos..pos + used],
+                        Some(&req),
+                        reply.status,
+                        reply.body_bytes,
+                    );
+                    pos += used;
+                }
+                Ok(Parsed::Partial) => break,
+                Err(e) => {
+                    let bytes = h.refuse(e.status(), &mut self.out);
+                    self.ending = Some(Ending::Linger);
+                    let shown = &buf[pos..buf.len().min(pos + BAD_HEAD_LOGGED)];
+                    h.answered(shown, None, e.status(), bytes);
+                }
+            }
+        }
+        if self.ending.is_some() {
+            buf.len()
+        } else {
+            pos
+        }
+    }
+
+    /// How the connection ends, once a response was its last.
+    pub fn ending(&self) -> Option<Ending> {
+        self.ending
+    }
+
+    /// The responses still to send.
+    pub fn out(&self) -> &VecDeque<Chunk> {
+        &self.out
+    }
+
+    pub fn out_mut(&mut self) -> &mut VecDeque<Chunk> {
+        &mut self.out
+    }
+
+    /// Drops `n` sent bytes from the front of the output.
+    pub fn consume(&mut self, n: u64) {
+        consume(&mut self.out, n)
+    }
+
+    /// Whether unanswered request bytes are buffered (a partial head, or held-back requests).
+    pub fn has_input(&self) -> bool {
+        !self.inbuf.is_empty()
+    }
+
+    /// Forgets unanswered input (the connection is lingering or closing: it will not be read).
+    pub fn discard_input(&mut self) {
+        self.inbuf = Vec::new();
+    }
+}
+
+/// Drops `n` sent bytes from the front of the queue.
+pub fn consume(out: &mut VecDeque<Chunk>, mut n: u64) {
+    while n > 0 {
+        let Some(front) = out.front_mut() else { return };
+        let r = front.remaining();
+        if n >= r {
+            n -= r;
+            out.pop_front();
+        } else {
+            front.advance(n);
+            n = 0;
+        }
+    }
+    // Chunks that were empty from the start (an empty body) are dropped too.
+    while out.front().is_some_and(|c| c.remaining() == 0) {
+        out.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// Answers every request with its target as the body; HTTP errors as "E<status>". Records
+    /// what it was asked, in order.
+    #[derive(Default)]
+    struct Echo {
+        answered: Vec<(String, u16)>,
+    }
+
+    impl Handler for Echo {
+        fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply {
+            let status = if req.target == b"/missing" { 404 } else { 200 };
+            out.push_back(Chunk::Owned {
+                buf: req.target.to_vec(),
+                pos: 0,
+            });
+            Reply {
+                status,
+                body_bytes: req.target.len() as u64,
+                disposition: if req.keep_alive && status == 200 {
+                    Disposition::KeepAlive
+                } else {
+                    Disposition::Close
+                },
+            }
+        }
+        fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64 {
+            out.push_back(Chunk::Owned {
+                buf: format!("E{status}").into_bytes(),
+                pos: 0,
+            });
+            4
+        }
+        fn answered(&mut self, head: &[u8], _: Option<&Request>, status: u16, _: u64) {
+            let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
+            self.answered
+                .push((String::from_utf8_lossy(line).into_owned(), status));
+        }
+    }
+
+    fn sent(s: &mut Session) -> String {
+        let mut all = String::new();
+        while let Some(c) = s.out.pop_front() {
+            all.push_str(std::str::from_utf8(c.remaining_mem().unwrap()).unwrap());
+            all.push('|');
+        }
+        all
+    }
+
+    const A: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    const B: &[u8] = b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn pipelined_heads_are_answered_in_order() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        let both = [A, B].concat();
+        assert_eq!(s.feed(&both, &mut h), Intake::Open);
+        assert_eq!(sent(&mut s), "/a|/b|");
+        assert!(!s.has_input());
+        assert_eq!(s.ending(), None);
+        assert_eq!(h.answered.len(), 2);
+    }
+
+    #[test]
+    fn a_partial_head_waits_for_the_rest_at_any_split() {
+        let both = [A, B].concat();
+        for at in 0..=both.len() {
+            let (mut s, mut h) = (Session::default(), Echo::default());
+            s.feed(&both[..at], &mut h);
+            s.feed(&both[at..], &mut h);
+            assert_eq!(sent(&mut s), "/a|/b|", "split at {at}");
+            assert!(!s.has_input(), "split at {at}");
+        }
+    }
+
+    #[test]
+    fn a_full_output_queue_holds_requests_back_until_resumed() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        let many: Vec<u8> = (0..MAX_QUEUED_CHUNKS + 3)
+            .flat_map(|_| A.to_vec())
+            .collect();
+        s.feed(&many, &mut h);
+        assert_eq!(s.out().len(), MAX_QUEUED_CHUNKS);
+        assert!(s.has_input(), "the rest waits");
+        // While the queue is still full, resuming answers nothing more.
+        s.resume(&mut h);
+        assert_eq!(s.out().len(), MAX_QUEUED_CHUNKS);
+        assert!(s.has_input());
+        s.out.clear();
+        assert!(s.resume(&mut h));
+        assert_eq!(s.out().len(), 3);
+        assert!(!s.has_input());
+        assert!(!s.resume(&mut h), "nothing held back any more");
+    }
+
+    #[test]
+    fn connection_close_ends_the_session_and_drops_what_follows() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        let c = b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        s.feed(&[&c[..], A].concat(), &mut h);
+        assert_eq!(sent(&mut s), "/c|");
+        assert_eq!(s.ending(), Some(Ending::Close));
+        assert!(!s.has_input(), "bytes after the last request are not kept");
+        s.feed(B, &mut h);
+        assert!(
+            s.out.is_empty(),
+            "nothing is parsed after the last response"
+        );
+    }
+
+    #[test]
+    fn a_refused_request_lingers() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        s.feed(b"GET /missing HTTP/1.0\r\n\r\n", &mut h);
+        assert_eq!(s.ending(), Some(Ending::Linger));
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        s.feed(b"GARBAGE\x01\r\n\r\n", &mut h);
+        assert_eq!(sent(&mut s), "E400|");
+        assert_eq!(s.ending(), Some(Ending::Linger));
+        assert_eq!(h.answered[0].1, 400);
+    }
+
+    #[test]
+    fn too_much_unanswered_input_fills_the_intake() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        // A client pipelining faster than it reads: the queue fills, the rest is buffered.
+        let n = MAX_INBUF / A.len() + MAX_QUEUED_CHUNKS + 2;
+        let many: Vec<u8> = (0..n).flat_map(|_| A.to_vec()).collect();
+        assert_eq!(s.feed(&many[..A.len() * 40], &mut h), Intake::Open);
+        assert_eq!(s.feed(&many[A.len() * 40..], &mut h), Intake::Full);
+        assert!(!s.has_room());
+        s.discard_input();
+        assert!(s.has_room());
+        assert_eq!(s.intake(), Intake::Open);
+    }
+
+    #[test]
+    fn consume_across_chunks() {
+        let mut q = VecDeque::new();
+        q.push_back(Chunk::Owned {
+            buf: b"abc".to_vec(),
+            pos: 0,
+        });
+        q.push_back(Chunk::Shared {
+            buf: Rc::from(&b"defgh"[..]),
+            pos: 1,
+            end: 5,
+        });
+        consume(&mut q, 4);
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.front().unwrap().remaining_mem().unwrap(), b"fgh");
+        consume(&mut q, 3);
+        assert!(q.is_empty());
+        consume(&mut q, 3);
+        assert!(q.is_empty());
+    }
+}

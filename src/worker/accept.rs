@@ -1,0 +1,188 @@
+//! Listeners: one multishot accept per listening socket, paused at `--max-connections` and
+//! after running out of descriptors, closed when a drain begins.
+
+use std::os::fd::RawFd;
+
+use io_uring::cqueue;
+
+use super::Worker;
+use crate::conn::Conn;
+use crate::ring::key::{Key, Op};
+use crate::ring::op;
+
+/// How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM.
+const ACCEPT_BACKOFF_MS: u64 = 500;
+
+pub struct Listener {
+    fd: RawFd,
+    /// A multishot accept is in flight on it.
+    pub armed: bool,
+    closed: bool,
+    /// TCP_DEFER_ACCEPT is on: a connection is accepted only once its first bytes are here.
+    defers: bool,
+}
+
+impl Listener {
+    pub fn new(fd: RawFd) -> Listener {
+        Listener {
+            fd,
+            armed: false,
+            closed: false,
+            defers: defers_accept(fd),
+        }
+    }
+}
+
+impl Worker {
+    fn should_accept(&self) -> bool {
+        !self.draining
+            && self.conns.live() < self.cfg.max_connections as usize
+            && self.clock.now_ms >= self.accept_resume_ms
+    }
+
+    pub(super) fn arm_accept(&mut self, i: usize) {
+        let l = &mut self.listeners[i];
+        if l.armed || l.closed {
+            return;
+        }
+        l.armed = true;
+        let sqe = op::accept_multi(l.fd, Key::new(Op::Accept, i as u32, 0));
+        // SAFETY: an accept points at no memory; the listener's fd stays open while it is armed
+        // (`close_listener` waits for its end).
+        unsafe { self.ring.push(sqe) };
+    }
+
+    pub(super) fn pause_accepting(&mut self) {
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                self.cancel(Key::new(Op::Accept, i as u32, 0));
+            }
+        }
+    }
+
+    pub(super) fn resume_accepting(&mut self) {
+        if self.should_accept() {
+            for i in 0..self.listeners.len() {
+                self.arm_accept(i);
+            }
+        }
+    }
+
+    pub(super) fn on_accept(&mut self, i: usize, res: i32, flags: u32) {
+        if i >= self.listeners.len() {
+            return;
+        }
+        if !cqueue::more(flags) {
+            self.listeners[i].armed = false;
+        }
+        if res >= 0 {
+            // Also while draining, until the cancelled accept ends: the client has connected and
+            // may have sent its request; it gets its answer (with Connection: close), not a reset.
+            let data_waiting = self.listeners[i].defers;
+            self.add_conn(res, data_waiting);
+        } else {
+            match -res {
+                libc::ECANCELED | libc::EINTR | libc::EAGAIN | libc::ECONNABORTED => {}
+                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                    // Out of descriptors or memory: stop accepting for a while instead of spinning;
+                    // connections wait in the listen queue meanwhile.
+                    eprintln!(
+                        "ringstatic: accept: {}; pausing accepts for {ACCEPT_BACKOFF_MS} ms",
+                        super::os_error(res)
+                    );
+                    self.accept_resume_ms = self.clock.now_ms + ACCEPT_BACKOFF_MS;
+                    self.pause_accepting();
+                }
+                _ => eprintln!("ringstatic: accept: {}", super::os_error(res)),
+            }
+        }
+        let l = &self.listeners[i];
+        if !l.armed && self.draining && !l.closed {
+            self.close_listener(i);
+        } else if !l.armed && self.should_accept() {
+            self.arm_accept(i);
+        }
+    }
+
+    pub(super) fn close_listener(&mut self, i: usize) {
+        let l = &mut self.listeners[i];
+        if !l.closed && !l.armed {
+            l.closed = true;
+            // SAFETY: no accept is in flight on it (armed is false) and the worker owns its copy.
+            unsafe { libc::close(l.fd) };
+        }
+    }
+
+    /// A new connection. `data_waiting`: the listener defers accepts, so the request's first
+    /// bytes are here.
+    fn add_conn(&mut self, fd: RawFd, data_waiting: bool) {
+        // TCP_NODELAY is inherited from the listening socket (set by the master).
+        let (now, header_ms) = (self.clock.now_ms, self.cfg.header_timeout_ms);
+        let peer = if self.site.logs() {
+            peer_text(fd)
+        } else {
+            None
+        };
+        let slot = self.conns.insert(|gen| {
+            let mut c = Conn::new(fd, gen, now, header_ms);
+            c.peer = peer;
+            c
+        });
+        if data_waiting {
+            self.first_read(slot);
+        } else {
+            self.arm_first_recv(slot);
+        }
+        if self.conns.live() >= self.cfg.max_connections as usize {
+            self.pause_accepting();
+        }
+    }
+
+    /// Called when a connection's slot is freed.
+    pub(super) fn on_conn_freed(&mut self) {
+        self.resume_accepting();
+    }
+
+    /// On the tick: accepting resumes once a backoff has passed.
+    pub(super) fn accept_tick(&mut self) {
+        if self.should_accept() {
+            self.resume_accepting();
+        }
+    }
+}
+
+/// Whether a listening socket has TCP_DEFER_ACCEPT on (set by the master, or by a .socket unit's
+/// DeferAcceptSec=).
+fn defers_accept(fd: RawFd) -> bool {
+    crate::inherit::int_opt(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT).is_some_and(|v| v > 0)
+}
+
+/// The peer's address as text, for the access log.
+fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `len` bytes into `ss`.
+    if unsafe { libc::getpeername(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } < 0 {
+        return None;
+    }
+    let ip: std::net::IpAddr = match ss.ss_family as i32 {
+        // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+        libc::AF_INET => std::net::Ipv4Addr::from(
+            unsafe { *(&ss as *const _ as *const libc::sockaddr_in) }
+                .sin_addr
+                .s_addr
+                .to_ne_bytes(),
+        )
+        .into(),
+        // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+        libc::AF_INET6 => std::net::Ipv6Addr::from(
+            unsafe { *(&ss as *const _ as *const libc::sockaddr_in6) }
+                .sin6_addr
+                .s6_addr,
+        )
+        .into(),
+        _ => return None,
+    };
+    Some(ip.to_string().into_bytes().into_boxed_slice())
+}

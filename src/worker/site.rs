@@ -1,0 +1,182 @@
+//! The worker's request-path state apart from connections and the ring: the open-file cache,
+//! the root, the multipart boundary, the access log and the request counter. Wired to a
+//! connection's session as its [`Handler`] for the duration of one `feed`.
+
+use std::collections::VecDeque;
+
+use super::clock::Clock;
+use crate::accesslog::AccessLog;
+use crate::config::ServeConfig;
+use crate::conn::Conn;
+use crate::files::body::Chunk;
+use crate::files::cache::FileCache;
+use crate::files::open::Root;
+use crate::http::request::{Request, Version};
+use crate::response::{respond, write_error, Ctx, Reply};
+use crate::session::{Handler, Intake};
+
+pub struct Site {
+    cache: FileCache,
+    root: Root,
+    boundary: String,
+    access_log: Option<AccessLog>,
+    requests: u64,
+}
+
+impl Site {
+    pub fn new(
+        cache: FileCache,
+        root: Root,
+        boundary: String,
+        access_log: Option<AccessLog>,
+    ) -> Site {
+        Site {
+            cache,
+            root,
+            boundary,
+            access_log,
+            requests: 0,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Whether the access log is on (connections then keep their peer's address).
+    pub fn logs(&self) -> bool {
+        self.access_log.is_some()
+    }
+
+    pub fn log_mut(&mut self) -> Option<&mut AccessLog> {
+        self.access_log.as_mut()
+    }
+
+    pub fn reopen_log(&mut self) {
+        if let Some(l) = &mut self.access_log {
+            l.reopen();
+        }
+    }
+
+    /// Gives a connection's newly received bytes to its session.
+    pub fn feed(
+        &mut self,
+        c: &mut Conn,
+        data: &[u8],
+        cfg: &ServeConfig,
+        clock: &Clock,
+        draining: bool,
+    ) -> Intake {
+        let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
+        c.session.feed(data, &mut h)
+    }
+
+    /// Answers the requests a session held back while its output was full.
+    pub fn resume(
+        &mut self,
+        c: &mut Conn,
+        cfg: &ServeConfig,
+        clock: &Clock,
+        draining: bool,
+    ) -> bool {
+        let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
+        c.session.resume(&mut h)
+    }
+
+    fn handler<'a>(
+        &'a mut self,
+        peer: Option<&'a [u8]>,
+        cfg: &'a ServeConfig,
+        clock: &'a Clock,
+        draining: bool,
+    ) -> Requests<'a> {
+        Requests {
+            ctx: Ctx {
+                cache: &mut self.cache,
+                root: &self.root,
+                cfg,
+                date: &clock.date,
+                date_secs: clock.date_secs,
+                now_ms: clock.now_ms,
+                draining,
+                boundary: &self.boundary,
+            },
+            log: self.access_log.as_mut(),
+            requests: &mut self.requests,
+            peer,
+        }
+    }
+}
+
+/// One connection's view of the site while its bytes are fed: the response path and the log.
+struct Requests<'a> {
+    ctx: Ctx<'a>,
+    log: Option<&'a mut AccessLog>,
+    requests: &'a mut u64,
+    peer: Option<&'a [u8]>,
+}
+
+impl Handler for Requests<'_> {
+    fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply {
+        respond(req, &mut self.ctx, out)
+    }
+
+    fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64 {
+        write_error(
+            status,
+            b"",
+            false,
+            Version::Http11,
+            false,
+            self.ctx.date,
+            out,
+        )
+    }
+
+    fn answered(&mut self, head: &[u8], req: Option<&Request>, status: u16, body_bytes: u64) {
+        *self.requests += 1;
+        if let Some(l) = self.log.as_deref_mut() {
+            l.record(
+                self.peer.unwrap_or(b"-"),
+                self.ctx.date_secs,
+                request_line(head),
+                status,
+                body_bytes,
+                req.and_then(|r| r.referer),
+                req.and_then(|r| r.user_agent),
+            );
+        }
+    }
+}
+
+/// The request line of a head (leading empty lines skipped, line ending removed).
+fn request_line(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    let rest = &head[start..];
+    let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+    let line = &rest[..end];
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_line;
+
+    #[test]
+    fn request_line_skips_leading_blank_lines_and_the_line_ending() {
+        assert_eq!(
+            request_line(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            b"GET / HTTP/1.1"
+        );
+        assert_eq!(
+            request_line(b"\r\n\nGET /a HTTP/1.0\n\n"),
+            b"GET /a HTTP/1.0"
+        );
+        assert_eq!(request_line(b"GET /partial"), b"GET /partial");
+        assert_eq!(request_line(b""), b"");
+    }
+}

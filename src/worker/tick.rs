@@ -1,0 +1,170 @@
+//! The worker's timer tick (timeouts, counters for the master, the access log's flush), its
+//! signals (SIGTERM/SIGQUIT drain, SIGINT exit, SIGUSR1 reopen logs) and the graceful drain.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::Worker;
+use crate::conn::Lifecycle;
+use crate::ring::key::{Key, Op};
+use crate::ring::op;
+use crate::scoreboard::DRAINING;
+
+/// While draining, a keep-alive connection idle this long with nothing in its receive queue is
+/// closed; one that is busy (a request on the wire) is answered with `Connection: close` first.
+const DRAIN_IDLE_MS: u64 = 100;
+
+impl Worker {
+    pub(super) fn arm_tick(&mut self) {
+        let sqe = op::timeout(&*self.tick_ts, Key::new(Op::Tick, 0, 0));
+        // SAFETY: the timespec is boxed in the worker, which is never dropped (see `run`).
+        unsafe { self.ring.push(sqe) };
+    }
+
+    pub(super) fn on_tick(&mut self) {
+        let now = self.clock.now_ms;
+        for slot in self.conns.select(|c| c.expired(now)) {
+            self.begin_close(slot);
+        }
+        if self.draining {
+            if now >= self.drain_deadline_ms {
+                self.exit_now = true;
+            }
+            self.close_quiet_idle();
+        }
+        if let Some(b) = &self.board {
+            use std::sync::atomic::Ordering::Relaxed;
+            let s = b.get();
+            s.heartbeat.fetch_add(1, Relaxed);
+            s.connections.store(self.conns.live() as u64, Relaxed);
+            s.requests.store(self.site.requests(), Relaxed);
+        }
+        self.flush_log(true);
+        self.accept_tick();
+        self.arm_tick();
+    }
+
+    pub(super) fn arm_signal(&mut self) {
+        let sqe = op::poll(self.sigfd, libc::POLLIN, Key::new(Op::Signal, 0, 0));
+        // SAFETY: a poll points at no memory; the signalfd lives as long as the worker.
+        unsafe { self.ring.push(sqe) };
+    }
+
+    pub(super) fn on_signal(&mut self) {
+        loop {
+            // SAFETY: signalfd_siginfo is plain data for which all-zero is valid.
+            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reads at most its size into `info`.
+            let n = unsafe {
+                libc::read(
+                    self.sigfd,
+                    &mut info as *mut _ as *mut libc::c_void,
+                    std::mem::size_of::<libc::signalfd_siginfo>(),
+                )
+            };
+            if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+                break;
+            }
+            match info.ssi_signo as i32 {
+                libc::SIGTERM | libc::SIGQUIT => self.start_drain(),
+                libc::SIGINT => self.exit_now = true,
+                libc::SIGUSR1 => self.reopen_logs(),
+                _ => {} // SIGHUP and SIGUSR2 are the master's business.
+            }
+        }
+        self.arm_signal();
+    }
+
+    /// Graceful stop: no new connections; every request already received or arriving is answered
+    /// (with `Connection: close`); connections with nothing in flight are closed once they have
+    /// been quiet a moment; all within --shutdown-timeout.
+    fn start_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        self.drain_deadline_ms = self.clock.now_ms + self.cfg.shutdown_timeout_ms;
+        if let Some(b) = &self.board {
+            b.get()
+                .state
+                .store(DRAINING, std::sync::atomic::Ordering::Release);
+        }
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                self.cancel(Key::new(Op::Accept, i as u32, 0));
+            } else {
+                self.close_listener(i);
+            }
+        }
+        self.close_quiet_idle();
+    }
+
+    /// While draining: closes keep-alive connections that are idle, have been for a moment, and
+    /// have no request bytes waiting in the kernel. A request that raced in is read and answered
+    /// with `Connection: close` instead of being cut off.
+    fn close_quiet_idle(&mut self) {
+        let now = self.clock.now_ms;
+        let quiet = self.conns.select(|c| {
+            c.life() == Lifecycle::Open
+                && c.is_idle()
+                && c.session.ending().is_none()
+                && c.idle_for(now) >= DRAIN_IDLE_MS
+                && bytes_waiting(c.fd()) == 0
+        });
+        for slot in quiet {
+            self.start_linger(slot);
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        if let Some(p) = &self.error_log {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+            {
+                // SAFETY: dup2 onto fd 2; the File closes its own fd when dropped.
+                Ok(f) => unsafe {
+                    libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&f), 2);
+                },
+                Err(e) => eprintln!("ringstatic: cannot reopen error log {}: {e}", p.display()),
+            }
+        }
+        self.site.reopen_log();
+    }
+}
+
+/// Blocks the signals the worker handles and returns a signalfd that reports them.
+pub(super) fn block_signals() -> io::Result<RawFd> {
+    let set = crate::sigset::of(&[
+        libc::SIGTERM,
+        libc::SIGQUIT,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ]);
+    // SAFETY: masks an initialised set for this (only) thread, then a signalfd reading it.
+    unsafe {
+        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if r != 0 {
+            // pthread_sigmask returns the error number instead of setting errno.
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+/// Bytes in a socket's receive queue (FIONREAD).
+fn bytes_waiting(fd: RawFd) -> i32 {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int.
+    if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } < 0 {
+        return 0;
+    }
+    n
+}
