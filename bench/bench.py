@@ -577,16 +577,19 @@ http {{
 class Ringstatic(Server):
     label = "ringstatic"
 
-    def __init__(self, ctx, binary, template=None, label="ringstatic", extra=()):
+    def __init__(self, ctx, binary, template=None, label="ringstatic", extra=(), other_build=False):
         super().__init__(ctx)
         self.label = label
         self.binary = binary
         self.template = template  # --server-cmd: argv with {port} {workers} {root} {cache_valid}
         self.extra = list(extra)  # --variant: extra arguments, {run} is this server's work directory
+        self.other_build = other_build  # --build: a binary built elsewhere (e.g. before a change)
 
     def version(self):
         if self.template:
             return f"custom command: {' '.join(self.template)}"
+        if self.other_build:
+            return f"{self.binary}, {first_line([self.binary, '--version'])}"
         rev = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
         if rev == "unknown" or "fatal" in rev:
             rev = "no commit"
@@ -1199,6 +1202,10 @@ def options(argv):
                         "ringstatic and nginx only")
     p.add_argument("--server-cpus", help="CPUs for the servers, e.g. 0-3 (default: first half of this process's CPUs)")
     p.add_argument("--client-cpus", help="CPUs for wrk, e.g. 4-7 (default: the rest)")
+    p.add_argument("--build", action="append", default=[], metavar="LABEL=PATH",
+                   help="also measure another ringstatic binary (e.g. a copy built before a change) as its "
+                        "own row LABEL, with the same arguments; repeatable. Example: "
+                        "--build before=/tmp/ringstatic-main")
     p.add_argument("--variant", action="append", default=[], metavar="LABEL=ARGS",
                    help="also measure ringstatic started with extra ARGS, as its own row LABEL; {run} in ARGS is "
                         "its work directory. Example: --variant 'ringstatic+log=--access-log {run}/access.log' "
@@ -1364,6 +1371,11 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     for v in args.variant:
         label, _, extra = v.partition("=")
         servers.append(Ringstatic(ctx, args.ringstatic, label=label.strip(), extra=shlex.split(extra)))
+    for b in args.build:
+        label, _, path = b.partition("=")
+        if not label.strip() or not os.access(path, os.X_OK):
+            raise SystemExit(f"bench: --build {b!r}: expected LABEL=PATH to an executable ringstatic")
+        servers.append(Ringstatic(ctx, path, label=label.strip(), other_build=True))
     if "h2o" in args.peer_list:
         servers.append(H2o(ctx))
     if "lighttpd" in args.peer_list:
