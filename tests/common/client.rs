@@ -177,12 +177,24 @@ pub fn parse_response(buf: &[u8], head_request: bool, at_eof: bool) -> Result<Pa
     }
 }
 
+/// A connection to `addr` with IO_TIMEOUT on every read and write, Nagle off; panics if the
+/// connection fails.
 pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {}: {}", addr, e));
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    TcpStream::connect(addr)
+        .and_then(with_timeouts)
+        .unwrap_or_else(|e| panic!("connect {}: {}", addr, e))
+}
+
+/// Like `connect`, with the handshake bounded by `limit` and failures returned.
+pub fn try_connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
+    TcpStream::connect_timeout(&addr, limit).and_then(with_timeouts)
+}
+
+fn with_timeouts(s: TcpStream) -> io::Result<TcpStream> {
+    s.set_read_timeout(Some(IO_TIMEOUT))?;
+    s.set_write_timeout(Some(IO_TIMEOUT))?;
     let _ = s.set_nodelay(true);
-    s
+    Ok(s)
 }
 
 /// How a read loop ended.
@@ -202,8 +214,13 @@ pub struct Conn {
 
 impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
+        Conn::on(connect(addr))
+    }
+
+    /// A Conn on an already connected stream.
+    pub fn on(stream: TcpStream) -> Conn {
         Conn {
-            stream: connect(addr),
+            stream,
             buf: Vec::new(),
             eof: false,
         }
@@ -427,6 +444,19 @@ pub fn build_req(method: &str, target: &str, extra: &[&str], close: bool) -> Vec
 #[track_caller]
 pub fn get(addr: SocketAddr, target: &str) -> Response {
     request_close(addr, &get_req(target, &[]))
+}
+
+/// `get` for callers that collect failures instead of panicking (tests/systemd.rs, whose checks
+/// all run and are reported together, some on a thread inside a container's network
+/// namespace): every failure (connect, send, a response that is not complete within
+/// IO_TIMEOUT) is returned. The response is read by its Content-Length, or to EOF without one.
+pub fn try_get(addr: SocketAddr, target: &str) -> Result<Response, String> {
+    let stream = try_connect(addr, IO_TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut c = Conn::on(stream);
+    c.try_send(&get_req(target, &[]))
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    c.try_read_response(false)
+        .map_err(|e| format!("{addr}: {e}"))
 }
 
 #[track_caller]

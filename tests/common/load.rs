@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::client::{parse_response, Parsed, Response};
+use super::client::{parse_response, try_connect, Parsed, Response};
 use super::IO_TIMEOUT;
 
 /// One file the load fetches, with the bytes it must contain.
@@ -97,12 +97,8 @@ struct LoadConn {
 
 impl LoadConn {
     fn open(addr: SocketAddr) -> io::Result<LoadConn> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(IO_TIMEOUT))?;
-        s.set_write_timeout(Some(IO_TIMEOUT))?;
-        let _ = s.set_nodelay(true);
         Ok(LoadConn {
-            stream: s,
+            stream: try_connect(addr, Duration::from_secs(5))?,
             buf: Vec::new(),
             used: 0,
         })

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::procs::children_of;
+use super::procs::{children_of, wait_at_most, wait_bounded, Waited};
 use super::BIN;
 
 pub struct Server {
@@ -160,21 +160,12 @@ impl Server {
 
     /// Wait (bounded) for the master to exit; returns None on timeout.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let child = self.child.as_mut()?;
-            match child.try_wait() {
-                Ok(Some(st)) => {
-                    self.child = None;
-                    return Some(st);
-                }
-                Ok(None) => {}
-                Err(_) => return None,
+        match wait_at_most(self.child.as_mut()?, timeout) {
+            Waited::Exited(st) => {
+                self.child = None;
+                Some(st)
             }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+            Waited::TimedOut | Waited::Error => None,
         }
     }
 
@@ -207,29 +198,13 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is our
+            // child, not yet reaped, so it cannot name another process.
             unsafe {
                 libc::kill(self.pid, libc::SIGTERM);
             }
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
-                    }
-                    _ => {
-                        // Kill the whole family: workers first, then master.
-                        for w in children_of(self.pid) {
-                            unsafe {
-                                libc::kill(w, libc::SIGKILL);
-                            }
-                        }
-                        let _ = child.kill();
-                        let _ = child.wait();
-                        break;
-                    }
-                }
-            }
+            // Past 5 s, kill the whole family: workers first, then master.
+            wait_bounded(&mut child, Duration::from_secs(5));
         }
         if std::thread::panicking() {
             eprintln!("---- ringstatic output ----\n{}---- end ----", self.log());

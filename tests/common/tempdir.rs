@@ -1,7 +1,13 @@
 //! Temporary directories for the tests: a uniquely named directory per test (the server's
 //! document root, config files, logs), always removed on drop, also when a test panics or has
 //! taken permissions away.
+//!
+//! The directory itself and those made by `mkdir` are 0755 whatever the umask, and
+//! `write_mode` sets a file's mode: tests/systemd.rs binds these directories into a container
+//! where the service runs as an unprivileged (dynamic) user that must be able to read them.
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,6 +34,7 @@ impl TempDir {
             nanos
         ));
         std::fs::create_dir_all(&path).expect("create temp dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
         TempDir { path }
     }
 
@@ -49,18 +56,34 @@ impl TempDir {
         p
     }
 
-    pub fn mkdir<P: AsRef<Path>>(&self, rel: P) -> PathBuf {
-        let p = self.path.join(rel);
-        std::fs::create_dir_all(&p).expect("mkdir");
+    /// Like `write`, then sets the file's `mode`; the parent directory is 0755.
+    pub fn write_mode<P: AsRef<Path>>(&self, rel: P, content: &[u8], mode: u32) -> PathBuf {
+        if let Some(parent) = self.path.join(&rel).parent() {
+            mkdirs(parent);
+        }
+        let p = self.write(rel, content);
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
         p
     }
+
+    /// Creates `rel` (and its parents); `rel` is 0755.
+    pub fn mkdir<P: AsRef<Path>>(&self, rel: P) -> PathBuf {
+        let p = self.path.join(rel);
+        mkdirs(&p);
+        p
+    }
+}
+
+/// create_dir_all, then `p` itself is made 0755 whatever the umask.
+pub fn mkdirs(p: &Path) {
+    fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
         // Restore permissions that a test may have removed, then delete.
         fn fix_perms(p: &Path) {
-            use std::os::unix::fs::PermissionsExt;
             if let Ok(md) = std::fs::symlink_metadata(p) {
                 if md.file_type().is_symlink() {
                     return;
