@@ -152,6 +152,7 @@ impl Server {
 
     pub fn signal(&self, sig: i32) {
         if self.child.is_some() {
+            // SAFETY: kill(2) touches no memory of ours; `pid` is our child, not yet reaped.
             unsafe {
                 libc::kill(self.pid, sig);
             }
@@ -198,8 +199,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) takes plain integers and touches no memory of ours; `pid` is our
-            // child, not yet reaped, so it cannot name another process.
+            // SAFETY: kill(2) touches no memory of ours; `pid` is our child, not yet reaped.
             unsafe {
                 libc::kill(self.pid, libc::SIGTERM);
             }
