@@ -45,6 +45,7 @@ struct NotifySocket {
 fn sockopt_int(fd: RawFd, opt: i32) -> Option<i32> {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `v`, a live c_int of that size.
     let r = unsafe {
         libc::getsockopt(
             fd,
@@ -59,13 +60,16 @@ fn sockopt_int(fd: RawFd, opt: i32) -> Option<i32> {
 
 fn inspect(fd: &OwnedFd) -> FdInfo {
     let raw = fd.as_raw_fd();
+    // SAFETY: sockaddr_storage is plain integers, for which all-zero bytes are a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getsockname writes at most `len` bytes into `ss`, which fits any socket address.
     let port =
         if unsafe { libc::getsockname(raw, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) }
             == 0
             && ss.ss_family as i32 == libc::AF_INET
         {
+            // SAFETY: the kernel wrote a sockaddr_in (AF_INET): smaller, no more aligned than `ss`.
             let sin = unsafe { *(&ss as *const _ as *const libc::sockaddr_in) };
             Some(u16::from_be(sin.sin_port))
         } else {
@@ -86,16 +90,19 @@ fn recv_with_fds(sock: &UnixDatagram) -> std::io::Result<(String, Vec<OwnedFd>)>
         iov_len: buf.len(),
     };
     let mut cbuf = [0u64; 64];
+    // SAFETY: msghdr is integers and raw pointers, for which all-zero (null) is a valid value.
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
     mh.msg_iov = &mut iov;
     mh.msg_iovlen = 1;
     mh.msg_control = cbuf.as_mut_ptr() as *mut libc::c_void;
     mh.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: `mh` points at `iov` (into `buf`) and `cbuf`, both alive, with their true lengths.
     let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut mh, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
     let mut fds = Vec::new();
+    // SAFETY: the CMSG_* walk stays in what recvmsg filled; SCM_RIGHTS fds are new, ours alone.
     unsafe {
         let mut cm = libc::CMSG_FIRSTHDR(&mh);
         while !cm.is_null() {
@@ -215,6 +222,7 @@ fn monotonic_usec() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
+    // SAFETY: clock_gettime writes one timespec into `ts`, a live local of that type.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }

@@ -343,6 +343,7 @@ fn killed_worker_is_replaced_and_port_keeps_answering() {
     let s = Server::start(d.path(), &[]);
     let before = s.wait_workers(2, Duration::from_secs(5));
     let victim = before[0];
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(victim, libc::SIGKILL);
     }

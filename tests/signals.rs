@@ -569,6 +569,7 @@ fn usr2_upgrade_under_load() {
     }
 
     // Stop the new master (not our child: poll /proc), and leave nothing behind.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(new_pid, libc::SIGTERM);
     }
@@ -663,6 +664,7 @@ fn worker_sigkill_under_load() {
 
     let victim = before[0];
     let kill_ms = load.elapsed().as_millis();
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(victim, libc::SIGKILL);
     }

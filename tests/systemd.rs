@@ -8,6 +8,7 @@
 //! Debian packages: systemd (systemd-analyze), systemd-container (systemd-nspawn), util-linux
 //! (nsenter).
 
+mod common;
 mod systemd_support;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::*;
 use systemd_support::*;
 
 /// Containers boot one at a time (they share the host's two cores with everything else).
@@ -215,7 +217,7 @@ fn container_mechanics_with_a_trivial_notify_unit() {
     let Some(mut c) = boot(T, "trivial", |_| {}) else {
         return;
     };
-    c.dir.write(
+    c.dir.write_mode(
         "etc/systemd/system/trivial.service",
         b"[Service]\nType=notify\nNotifyAccess=all\n\
           ExecStart=/bin/sh -c 'sleep 1; systemd-notify --ready --status=ready-now; exec sleep 1000'\n",
@@ -285,7 +287,7 @@ fn units_in_a_real_systemd() {
     let _one = CONTAINER.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut c) = boot(T, "units", |c| {
         install(Path::new(BIN), &c.dir.join("bin/ringstatic"), 0o755);
-        c.dir.write("www/index.html", PAGE, 0o644);
+        c.dir.write_mode("www/index.html", PAGE, 0o644);
     }) else {
         return;
     };
@@ -329,7 +331,7 @@ fn run_checks(c: &Container, checks: &mut Checks) {
     ] {
         install(&systemd_dir().join(from), &c.dir.join(to), 0o644);
     }
-    c.dir.write(
+    c.dir.write_mode(
         "etc/ringstatic/ringstatic.conf",
         test_config("max-age=101").as_bytes(),
         0o644,
@@ -343,7 +345,7 @@ fn run_checks(c: &Container, checks: &mut Checks) {
              adding a drop-in LimitNOFILE={hard} (an environment limit, not a unit change)",
             "units_in_a_real_systemd"
         ));
-        c.dir.write(
+        c.dir.write_mode(
             "etc/systemd/system/ringstatic.service.d/10-test-nofile.conf",
             format!("# tests/systemd.rs: this container cannot raise RLIMIT_NOFILE\n[Service]\nLimitNOFILE={hard}\n")
                 .as_bytes(),
@@ -454,7 +456,7 @@ fn run_checks(c: &Container, checks: &mut Checks) {
     );
 
     // --- reload: synchronous, same master, new workers, new config ----------------------------
-    c.dir.write(
+    c.dir.write_mode(
         "etc/ringstatic/ringstatic.conf",
         test_config("max-age=202").as_bytes(),
         0o644,
@@ -517,7 +519,7 @@ fn run_checks(c: &Container, checks: &mut Checks) {
     let w1 = w1.unwrap_or_else(|| workers(host_main));
 
     // --- a rejected reload keeps everything as it was -----------------------------------------
-    c.dir.write(
+    c.dir.write_mode(
         "etc/ringstatic/ringstatic.conf",
         b"no-such-option 1\n",
         0o644,
@@ -554,7 +556,7 @@ fn run_checks(c: &Container, checks: &mut Checks) {
             },
         ),
     );
-    c.dir.write(
+    c.dir.write_mode(
         "etc/ringstatic/ringstatic.conf",
         test_config("max-age=202").as_bytes(),
         0o644,

@@ -1,5 +1,9 @@
-//! Harness for tests/systemd.rs: bounded commands, a throwaway root for `systemd-analyze`, and a
-//! real systemd booted in a `systemd-nspawn` container that is always torn down (Drop).
+//! Harness for tests/systemd.rs: skips that say so, a throwaway root for `systemd-analyze`, a
+//! real systemd booted in a `systemd-nspawn` container that is always torn down (Drop), and
+//! checks that are all run and reported together.
+//!
+//! What is not systemd-specific (temporary directories, bounded commands, processes by pid, the
+//! HTTP client) comes from tests/common, which tests/systemd.rs declares as well.
 //!
 //! Only std and libc. Every wait is bounded; every temporary thing is removed on drop, also when
 //! a check panics.
@@ -7,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
@@ -16,7 +20,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ringstatic");
+use crate::common::{
+    alive, all_pids, children_of, is_root, mkdirs, run, try_get, wait_at_most, Out, Response,
+    TempDir, Waited, BIN,
+};
 
 /// The unit files under test.
 pub fn systemd_dir() -> PathBuf {
@@ -50,17 +57,14 @@ pub fn which(name: &str) -> Option<PathBuf> {
     None
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 // ---------------------------------------------------------------------------
-// Temporary directories
+// Names, waits, files
 // ---------------------------------------------------------------------------
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// `tag` made unique among concurrent test runs, and short: it names a container (a machine
+/// name is a host name, at most 64 characters).
 pub fn unique(tag: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -72,145 +76,6 @@ pub fn unique(tag: &str) -> String {
         COUNTER.fetch_add(1, Ordering::SeqCst),
         nanos % 100_000
     )
-}
-
-/// A directory under the temp dir, removed (recursively) on drop.
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("ringstatic-{}", unique(tag)));
-        fs::create_dir_all(&path).expect("create temp dir");
-        // Readable by the unprivileged service user when bound into a container.
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
-        TempDir { path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn join<P: AsRef<Path>>(&self, p: P) -> PathBuf {
-        self.path.join(p)
-    }
-
-    /// Writes `content` to `rel` with `mode`, creating 0755 parent directories.
-    pub fn write<P: AsRef<Path>>(&self, rel: P, content: &[u8], mode: u32) -> PathBuf {
-        let p = self.path.join(rel);
-        mkdirs(p.parent().unwrap());
-        fs::write(&p, content).unwrap_or_else(|e| panic!("write {}: {e}", p.display()));
-        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
-        p
-    }
-
-    pub fn mkdir<P: AsRef<Path>>(&self, rel: P) -> PathBuf {
-        let p = self.path.join(rel);
-        mkdirs(&p);
-        p
-    }
-}
-
-/// create_dir_all, with every directory 0755 whatever the umask.
-pub fn mkdirs(p: &Path) {
-    fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
-    let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o755));
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Bounded commands
-// ---------------------------------------------------------------------------
-
-pub struct Out {
-    pub status: Option<ExitStatus>,
-    pub stdout: String,
-    pub stderr: String,
-    pub timed_out: bool,
-}
-
-impl Out {
-    pub fn ok(&self) -> bool {
-        self.status.map(|s| s.success()).unwrap_or(false)
-    }
-
-    pub fn both(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    pub fn describe(&self) -> String {
-        format!(
-            "status {:?}{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status,
-            if self.timed_out {
-                " (TIMED OUT, killed)"
-            } else {
-                ""
-            },
-            self.stdout.trim_end(),
-            self.stderr.trim_end()
-        )
-    }
-}
-
-/// Runs `cmd` to completion or kills it after `limit`. Standard input is /dev/null; output is
-/// read on threads so that a chatty command never blocks on a full pipe.
-pub fn run(cmd: &mut Command, limit: Duration) -> Out {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return Out {
-                status: None,
-                stdout: String::new(),
-                stderr: format!("cannot run {cmd:?}: {e}"),
-                timed_out: false,
-            }
-        }
-    };
-    let so = reader(child.stdout.take());
-    let se = reader(child.stderr.take());
-    let (status, timed_out) = wait_bounded(&mut child, limit);
-    Out {
-        status,
-        stdout: so.join().unwrap_or_default(),
-        stderr: se.join().unwrap_or_default(),
-        timed_out,
-    }
-}
-
-fn reader<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
-
-/// Waits for `child` at most `limit`; kills (SIGKILL) and reaps it past that.
-pub fn wait_bounded(child: &mut Child, limit: Duration) -> (Option<ExitStatus>, bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return (Some(st), false),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return (None, true);
-            }
-        }
-    }
 }
 
 /// Polls `f` every 50 ms until it returns Some, at most `limit`.
@@ -280,139 +145,10 @@ pub fn analyze_root(tmp: &TempDir) -> Result<PathBuf, String> {
 }
 
 // ---------------------------------------------------------------------------
-// HTTP/1.1 client
-// ---------------------------------------------------------------------------
-
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One GET with `Connection: close`, every step bounded by 10 s. The body is read by
-/// Content-Length (or to EOF without one).
-pub fn http_get(addr: SocketAddr, path: &str) -> Result<Response, String> {
-    let t = Duration::from_secs(10);
-    let mut s = TcpStream::connect_timeout(&addr, t).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(t)).unwrap();
-    s.set_write_timeout(Some(t)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("send to {addr}: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16384];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = s
-            .read(&mut chunk)
-            .map_err(|e| format!("read from {addr}: {e}"))?;
-        if n == 0 {
-            return Err(format!(
-                "{addr} closed before a complete response head: {:?}",
-                String::from_utf8_lossy(&buf)
-            ));
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("bad status line from {addr}: {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let mut body = buf[head_end + 4..].to_vec();
-    let len = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok());
-    loop {
-        if len.is_some_and(|l| body.len() >= l) {
-            break;
-        }
-        let n = s
-            .read(&mut chunk)
-            .map_err(|e| format!("read body from {addr}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    if let Some(l) = len {
-        if body.len() != l {
-            return Err(format!(
-                "{addr}: body of {} bytes, Content-Length {l}",
-                body.len()
-            ));
-        }
-    }
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-// ---------------------------------------------------------------------------
 // Processes seen from the host
 // ---------------------------------------------------------------------------
 
-/// The parent pid of `pid` (from /proc/PID/stat; the comm field may hold spaces and parens).
-pub fn ppid_of(pid: i32) -> Option<i32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub fn all_pids() -> Vec<i32> {
-    let mut v: Vec<i32> = fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
-}
-
-pub fn children_of(pid: i32) -> Vec<i32> {
-    all_pids()
-        .into_iter()
-        .filter(|&p| ppid_of(p) == Some(pid))
-        .collect()
-}
-
-pub fn alive(pid: i32) -> bool {
-    // A zombie still has a /proc entry; count it as gone.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s
-            .rfind(')')
-            .and_then(|i| s[i + 2..].chars().next())
-            .is_some_and(|c| c != 'Z'),
-        Err(_) => false,
-    }
-}
-
+/// Which namespace of kind `ns` ("pid", "net", ...) `pid` is in, as /proc/PID/ns/NS names it.
 fn ns_of(pid: i32, ns: &str) -> Option<PathBuf> {
     fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()
 }
@@ -461,7 +197,7 @@ impl Container {
         }
         let name = unique(&format!("rs{tag}")).replace('_', "-");
         let dir = TempDir::new(&format!("nspawn-{tag}"));
-        dir.write(
+        dir.write_mode(
             "etc/machine-id",
             format!("{:032x}\n", nanos_id()).as_bytes(),
             0o444,
@@ -659,7 +395,7 @@ impl Container {
     pub fn get(&self, addr: &str, path: &str) -> Result<Response, String> {
         let addr: SocketAddr = addr.parse().unwrap();
         let path = path.to_string();
-        self.in_netns(move || http_get(addr, &path))?
+        self.in_netns(move || try_get(addr, &path))?
     }
 
     /// Whether something accepts TCP connections on `addr` inside the container.
@@ -675,12 +411,15 @@ impl Container {
         // SIGTERM to systemd-nspawn makes it ask the container's systemd to power off.
         // SAFETY: kill on our own (not yet reaped) child.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let (st, timed_out) = wait_bounded_no_kill(&mut child, limit);
-        if timed_out {
-            self.nspawn = Some(child);
-            self.kill();
-            return None;
-        }
+        let st = match wait_at_most(&mut child, limit) {
+            Waited::Exited(st) => Some(st),
+            Waited::Error => None,
+            Waited::TimedOut => {
+                self.nspawn = Some(child);
+                self.kill();
+                return None;
+            }
+        };
         self.cleanup_propagate_dir();
         st
     }
@@ -693,8 +432,7 @@ impl Container {
             unsafe { libc::kill(self.pid1, libc::SIGKILL) };
         }
         if let Some(mut child) = self.nspawn.take() {
-            let (_, timed_out) = wait_bounded_no_kill(&mut child, Duration::from_secs(5));
-            if timed_out {
+            if let Waited::TimedOut = wait_at_most(&mut child, Duration::from_secs(5)) {
                 let _ = child.kill();
                 let _ = child.wait();
             }
@@ -704,18 +442,6 @@ impl Container {
 
     fn cleanup_propagate_dir(&self) {
         let _ = fs::remove_dir(format!("/run/systemd/nspawn/propagate/{}", self.name));
-    }
-}
-
-fn wait_bounded_no_kill(child: &mut Child, limit: Duration) -> (Option<ExitStatus>, bool) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) => return (Some(st), false),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Ok(None) => return (None, true),
-            Err(_) => return (None, false),
-        }
     }
 }
 
