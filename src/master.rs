@@ -19,11 +19,12 @@ use std::process::{Child, Command};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::config::{Loaded, WorkerSpec, Workers};
+use crate::config::{check_root, plain, Loaded, WorkerSpec, Workers};
 use crate::inherit::{self, Bound, Listeners};
 use crate::notify::{self, Notifier};
 use crate::pidfile::PidFile;
 use crate::scoreboard::{Scoreboard, ACCEPTING};
+use crate::sigset::RELOAD_MARK;
 use crate::worker::EXIT_SETUP_FAILED;
 
 /// A worker that lives this long counts as healthy; dying sooner doubles the restart delay.
@@ -446,7 +447,7 @@ impl Master {
                     )
                 };
                 let replier =
-                    (code == libc::SI_QUEUE && mark == crate::control::RELOAD_MARK).then_some(pid);
+                    (code == libc::SI_QUEUE && mark == RELOAD_MARK).then_some(pid);
                 self.start_reload(replier);
             }
             libc::SIGUSR1 => {
@@ -854,7 +855,7 @@ fn new_count(procs: &[Proc], gen: u64) -> usize {
 fn reply(pids: &[i32], ok: bool) {
     for &pid in pids {
         let val = libc::sigval {
-            sival_ptr: crate::control::RELOAD_MARK as *mut libc::c_void,
+            sival_ptr: RELOAD_MARK as *mut libc::c_void,
         };
         // SAFETY: sigqueue to the pid that asked; a stale pid at worst gets an ignored signal.
         unsafe { libc::sigqueue(pid, if ok { libc::SIGUSR1 } else { libc::SIGUSR2 }, val) };
@@ -927,30 +928,6 @@ fn describe(s: std::process::ExitStatus) -> String {
         )
     } else {
         format!("exited with status {}", s.code().unwrap_or(-1))
-    }
-}
-
-/// A root must be a directory this process can list.
-pub fn check_root(root: &std::path::Path) -> Result<(), String> {
-    let meta = std::fs::metadata(root)
-        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
-    if !meta.is_dir() {
-        return Err(format!(
-            "cannot serve root {}: not a directory",
-            root.display()
-        ));
-    }
-    std::fs::read_dir(root)
-        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
-    Ok(())
-}
-
-/// An io::Error's message without Rust's " (os error N)" suffix.
-fn plain(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
     }
 }
 
