@@ -352,7 +352,7 @@ impl Master {
             };
             let p = &mut self.procs[k];
             let pid = p.child.take().map(|c| c.id()).unwrap_or(0);
-            let (index, gen, slot) = (p.index, p.gen, p.slot);
+            let (index, gen) = (p.index, p.gen);
             if p.retiring || self.stop.is_some() {
                 if !status.success() && !self.stop.as_ref().is_some_and(|s| s.fast) {
                     eprintln!(
@@ -360,12 +360,7 @@ impl Master {
                         describe(status)
                     );
                 }
-                self.board.reset(slot);
-                self.free_slots.push(slot);
-                self.procs.remove(k);
-                if !self.procs.iter().any(|p| p.retiring) {
-                    self.retired.clear();
-                }
+                self.forget(k);
                 continue;
             }
             if self.reload.as_ref().is_some_and(|r| r.gen == gen) {
@@ -374,6 +369,8 @@ impl Master {
                     describe(status)
                 );
                 self.abandon_reload("a new worker failed to start");
+                // Its generation is retiring now; this one is gone already.
+                self.forget(k);
                 continue; // the list changed; start over at the same position
             }
             if status.code() == Some(EXIT_SETUP_FAILED) && !p.ever_settled && !self.ready_sent {
@@ -398,6 +395,16 @@ impl Master {
             k += 1;
         }
         None
+    }
+
+    /// Drops the entry of a worker that has exited and will not be restarted.
+    fn forget(&mut self, k: usize) {
+        let slot = self.procs.remove(k).slot;
+        self.board.reset(slot);
+        self.free_slots.push(slot);
+        if !self.procs.iter().any(|p| p.retiring) {
+            self.retired.clear();
+        }
     }
 
     fn signal_procs(&self, which: impl Fn(&Proc) -> bool, sig: i32) {
