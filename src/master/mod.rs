@@ -9,6 +9,9 @@
 //! Signals: TERM/QUIT graceful stop (a second TERM, or INT: stop now); HUP reload (new workers
 //! first, old ones retire once the new ones accept); USR1 reopen logs; USR2 binary upgrade.
 //!
+//! The loop sleeps until a signal or the next thing due (a restart's backoff, a deadline, a
+//! watchdog ping); it polls only while waiting for workers to accept (see `next_due`).
+//!
 //! This file holds the loop and the decisions that need the whole picture; the parts that each
 //! have one concern live beside it: `supervise` (worker processes, exits, backoff), `reload` and
 //! `upgrade` (their state machines), `systemd` (what systemd is told), `signals` (how signals are
@@ -35,6 +38,9 @@ use signals::{Sig, Signals};
 use supervise::{Exit, Supervisor, Verdict, Which};
 use systemd::Systemd;
 use upgrade::{Handover, Upgrade};
+
+/// How often the loop looks at the scoreboard while it waits for workers to accept.
+const POLL: Duration = Duration::from_millis(100);
 
 /// A stop in progress.
 struct Stop {
@@ -76,7 +82,7 @@ pub fn run(args: Vec<OsString>, loaded: Loaded) -> i32 {
 }
 
 fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
-    let signals = Signals::block();
+    let signals = Signals::block()?;
     let root = loaded.cli.root();
     check_root(&root)?;
     if let Some(p) = &loaded.cli.error_log {
@@ -147,10 +153,14 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
 }
 
 impl Master {
+    /// Each turn sleeps until a signal, the upgrade pipe, or the next due time (`next_due`), then
+    /// runs every check: each one does nothing unless its time or its event has come.
     fn run_loop(&mut self) -> i32 {
         loop {
             self.start_due();
-            if let Some(sig) = self.signals.wait(Duration::from_millis(100)) {
+            let until = self.next_due(Instant::now());
+            let pipe = self.upgrade.as_ref().map(Upgrade::fd);
+            if let Some(sig) = self.signals.wait(until, pipe) {
                 self.on_signal(sig);
             }
             if let Some(code) = self.reap() {
@@ -159,12 +169,31 @@ impl Master {
             self.check_reload();
             self.check_upgrade();
             self.check_ready();
-            self.systemd.check_watchdog(&mut self.sup);
-            self.systemd.report_status(&self.sup, self.stop.is_some());
+            let now = Instant::now();
+            self.systemd.check_watchdog(now, &mut self.sup);
+            self.systemd
+                .report_status(now, &self.sup, self.stop.is_some());
             if let Some(code) = self.check_stop() {
                 return code;
             }
         }
+    }
+
+    /// When the loop must wake even if no signal comes; None: only a signal (or the upgrade
+    /// pipe) can give it work. A worker's exit needs no time here: SIGCHLD wakes the loop.
+    fn next_due(&self, now: Instant) -> Option<Instant> {
+        let stopping = self.stop.is_some();
+        // Whether a worker accepts can only be seen in the scoreboard, so the loop polls it while
+        // someone waits for that: a reload for its new workers, the first start for READY.
+        let polling = self.reload.is_some() || (!self.ready_sent && !stopping);
+        earliest([
+            self.sup.next_start().filter(|_| !stopping),
+            self.reload.as_ref().map(Reload::deadline),
+            self.upgrade.as_ref().map(Upgrade::deadline),
+            self.stop.as_ref().map(|s| s.deadline),
+            self.systemd.next_due(stopping),
+            polling.then_some(now + POLL),
+        ])
     }
 
     /// Starts every worker whose (re)start time has come; none while stopping.
@@ -320,5 +349,85 @@ impl Master {
         if let Some(h) = self.handover.take() {
             h.ready();
         }
+    }
+}
+
+/// The earliest of some times, if any.
+fn earliest(times: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    times.into_iter().flatten().min()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakes_for_the_earliest_due_time_or_never() {
+        let now = Instant::now();
+        let s = Duration::from_secs;
+        assert_eq!(
+            earliest([None, None]),
+            None,
+            "nothing due: sleep until a signal"
+        );
+        assert_eq!(
+            earliest([Some(now + s(5)), None, Some(now + s(2)), Some(now + s(9))]),
+            Some(now + s(2))
+        );
+        // A due time already past wakes at once (the timeout saturates to zero).
+        assert_eq!(
+            earliest([Some(now + s(1)), Some(now - s(1))]),
+            Some(now - s(1))
+        );
+    }
+
+    fn idle_master() -> Master {
+        let args: Vec<OsString> = vec![std::env::temp_dir().into()];
+        Master {
+            loaded: crate::config::load(&args).unwrap(),
+            args,
+            exe: PathBuf::new(),
+            listeners: Listeners::default(),
+            retired: Vec::new(),
+            sup: Supervisor::new().unwrap(),
+            systemd: Systemd::silent(),
+            pid_file: None,
+            stop: None,
+            reload: None,
+            upgrade: None,
+            handover: None,
+            ready_sent: true,
+            signals: Signals::block().unwrap(),
+        }
+    }
+
+    #[test]
+    fn next_due_sleeps_until_something_is_due() {
+        let mut m = idle_master();
+        let now = Instant::now();
+        assert_eq!(
+            m.next_due(now),
+            None,
+            "serving, no systemd: sleep until a signal"
+        );
+
+        m.ready_sent = false;
+        assert_eq!(
+            m.next_due(now),
+            Some(now + POLL),
+            "polls until every worker accepts"
+        );
+        m.ready_sent = true;
+
+        // A worker waiting to (re)start is due at its restart time, but not while stopping.
+        m.sup.add_generation(1);
+        let start = m.sup.next_start().expect("due to start");
+        assert_eq!(m.next_due(now + Duration::from_secs(9)), Some(start));
+        let deadline = now + Duration::from_secs(12);
+        m.stop = Some(Stop {
+            deadline,
+            fast: false,
+        });
+        assert_eq!(m.next_due(now), Some(deadline));
     }
 }

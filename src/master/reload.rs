@@ -49,7 +49,7 @@ pub enum Progress {
 
 impl Reload {
     /// While starting, only the scoreboard can tell when the new workers accept: the master
-    /// polls it.
+    /// polls it (see `Master::next_due`).
     pub fn progress(&self, now: Instant, accepting: bool) -> Progress {
         if accepting {
             Progress::Accepting
@@ -58,6 +58,10 @@ impl Reload {
         } else {
             Progress::Starting
         }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 }
 

@@ -239,6 +239,15 @@ impl Supervisor {
         }
     }
 
+    /// When `start_due` next has something to start (a worker waiting out its backoff).
+    pub fn next_start(&self) -> Option<Instant> {
+        self.procs
+            .iter()
+            .filter(|p| p.child.is_none() && !p.retiring)
+            .filter_map(|p| p.restart_at)
+            .min()
+    }
+
     /// Collects the workers that have exited since the last call.
     pub fn reap(&mut self) -> Vec<Exit> {
         let mut exits = Vec::new();

@@ -73,7 +73,7 @@ impl Upgrade {
         }
         // SAFETY: both ends were just created and are owned here.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
-        // SAFETY: making our read end non-blocking; it is polled from the loop.
+        // SAFETY: making our read end non-blocking; the loop reads it whenever it wakes.
         unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
         let named = listeners.named();
         let list: Vec<String> = named.iter().map(|(n, fd)| format!("{n}={fd}")).collect();
@@ -133,6 +133,15 @@ impl Upgrade {
         };
         drop(w);
         started
+    }
+
+    /// The pipe the new master talks through: the loop wakes when it is readable (or closed).
+    pub fn fd(&self) -> RawFd {
+        self.ready.as_raw_fd()
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
     }
 
     /// Reads what the new master said since the last call (the pipe is non-blocking).
