@@ -419,7 +419,7 @@ fn spawn_worker(args: &[OsString], spec: &WorkerSpec, board_fd: RawFd) -> io::Re
             .unwrap_or_else(|| "ringstatic".into()),
     );
     cmd.args(all);
-    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
+    // SAFETY: the closure runs between fork and exec, calling only async-signal-safe functions.
     unsafe {
         cmd.pre_exec(move || {
             prepare_child(&keep)?;

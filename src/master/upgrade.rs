@@ -92,7 +92,7 @@ impl Upgrade {
         .args(args)
         .env(inherit::FDS_ENV, list.join(","))
         .env(inherit::UPGRADE_ENV, w.as_raw_fd().to_string());
-        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions.
+        // SAFETY: the closure runs between fork and exec, calling only async-signal-safe functions.
         unsafe {
             cmd.pre_exec(move || {
                 prepare_child(&pass)?;
