@@ -25,7 +25,7 @@ use crate::scoreboard::{Scoreboard, ACCEPTING};
 use crate::worker::EXIT_SETUP_FAILED;
 
 /// A worker that lives this long counts as healthy; dying sooner doubles the restart delay.
-pub const SETTLE: Duration = Duration::from_secs(2);
+const SETTLE: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const SCOREBOARD_SLOTS: usize = 4096;
