@@ -461,6 +461,31 @@ impl From<&Cli> for ServeConfig {
     }
 }
 
+/// A root must be a directory this process can list. Both `-t` and the master (at start and on
+/// every reload) ask this, so that a configuration `-t` accepts is one the master starts with.
+pub fn check_root(root: &std::path::Path) -> Result<(), String> {
+    let meta = std::fs::metadata(root)
+        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
+    if !meta.is_dir() {
+        return Err(format!(
+            "cannot serve root {}: not a directory",
+            root.display()
+        ));
+    }
+    std::fs::read_dir(root)
+        .map_err(|e| format!("cannot serve root {}: {}", root.display(), plain(&e)))?;
+    Ok(())
+}
+
+/// An io::Error's message without Rust's " (os error N)" suffix, for one-line messages.
+pub fn plain(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -568,6 +593,20 @@ mod tests {
         );
         std::fs::write(&f, "workers zero\n").unwrap();
         assert!(load(&args).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn root_must_be_a_listable_directory() {
+        let dir = std::env::temp_dir().join(format!("rs-check-root-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(check_root(&dir), Ok(()));
+        let file = dir.join("f");
+        std::fs::write(&file, "x").unwrap();
+        let e = check_root(&file).unwrap_err();
+        assert!(e.ends_with("not a directory"), "{e}");
+        let e = check_root(&dir.join("missing")).unwrap_err();
+        assert!(e.contains("missing") && !e.contains("os error"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

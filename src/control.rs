@@ -7,17 +7,15 @@
 
 use std::time::Duration;
 
-use crate::config::{ControlSignal, Loaded};
-
-/// Marks a SIGHUP (or its answer) as coming from `ringstatic -s reload`.
-pub const RELOAD_MARK: usize = 0x5253_484c;
+use crate::config::{check_root, ControlSignal, Loaded};
+use crate::sigset::RELOAD_MARK;
 
 const RELOAD_WAIT: Duration = Duration::from_secs(90);
 
 /// `ringstatic -t`: exit status 0 when the configuration would start.
 pub fn test_config(l: &Loaded) -> i32 {
     let root = l.cli.root();
-    if let Err(e) = crate::master::check_root(&root) {
+    if let Err(e) = check_root(&root) {
         eprintln!("ringstatic: configuration invalid: {e}");
         return 1;
     }

@@ -4,7 +4,13 @@
 //!
 //! - `config`   the command line and config file: typed, validated settings with documented defaults
 //! - `control`  `-t` (check the configuration) and `-s reload|reopen|quit|stop`
-//! - `master`   checks the setup, starts/restarts workers, reload, binary upgrade, signals
+//! - `master`   checks the setup, then a loop that turns signals and due times into actions
+//!   - `master::supervise` the worker processes: start, reap (what an exit means), restart backoff
+//!   - `master::reload`    SIGHUP: new workers first, old ones retire, or back to the old config
+//!   - `master::upgrade`   SIGUSR2 binary upgrade: the old master's side and the new one's
+//!   - `master::systemd`   what systemd is told: READY, RELOADING, STATUS, watchdog, fd store
+//!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
+//!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`  listening sockets: bound, from systemd (activation, fd store), or from an old master
 //! - `notify`   the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` shared counters each worker publishes to the master (ready, heartbeat, load)

@@ -1,6 +1,11 @@
 //! Signal sets: the master, the workers, a child before exec and `-s` each block or wait for a
 //! few signals, and all build their set here.
 
+/// Marks a SIGHUP (sigqueue's value) as coming from `ringstatic -s reload`, which then waits for
+/// the master's answer. It lives here, beside the sets, because both sides of that exchange (the
+/// master and `-s`) need it and neither should depend on the other.
+pub const RELOAD_MARK: usize = 0x5253_484c;
+
 /// A `sigset_t` holding exactly `signals` (none: the empty set).
 pub fn of(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: a zeroed sigset_t is then initialised by sigemptyset; both calls write only into
