@@ -8,10 +8,12 @@ use std::rc::Rc;
 
 use crate::config::ServeConfig;
 use crate::files::body::Chunk;
-use crate::files::cache::{Body, FileCache, FileEntry, Lookup};
+use crate::files::cache::{FileCache, Key, Lookup};
+use crate::files::entry::{Body, Coding, Facts, FileEntry, Prepared};
 use crate::files::open::Root;
 use crate::http::conditional::{evaluate, if_range_allows_range, Precondition, Validators};
-use crate::http::head::{entity_lines, finish_head, status_line_into};
+use crate::http::date::HTTP_DATE_LEN;
+use crate::http::head::{entity_lines, file_lines, finish_head, header_line, status_line_into};
 use crate::http::range::{
     decide_range, write_content_range, write_unsatisfied_range, ByteRange, RangeDecision,
 };
@@ -78,7 +80,15 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
         return error(404, b"", keep, req.version, head_only, ctx, out);
     }
-    match ctx.cache.lookup(ctx.root, &target.path, ctx.now_ms) {
+    let key = Key {
+        path: &target.path,
+        coding: Coding::Identity,
+    };
+    let cfg = ctx.cfg;
+    match ctx
+        .cache
+        .lookup(ctx.root, key, ctx.now_ms, |facts| prepare(cfg, facts))
+    {
         Lookup::Status(code) => error(code, b"", keep, req.version, head_only, ctx, out),
         Lookup::Directory => {
             let mut loc = Vec::with_capacity(target.path.len() + 32);
@@ -88,6 +98,37 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
             error(301, &loc, keep, req.version, head_only, ctx, out)
         }
         Lookup::File(f) => file(req, &f, keep, head_only, ctx, out),
+    }
+}
+
+/// What every response for a new cache entry shares, made once when the cache creates it: the
+/// entry's header lines and, for a file kept in memory, the head of its complete `200` for
+/// HTTP/1.1 keep-alive.
+pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
+    let mut lines = Vec::with_capacity(128);
+    file_lines(&mut lines, facts.mtime, facts.etag);
+    match facts.coding {
+        // A coded representation adds its Content-Encoding here.
+        Coding::Identity => {}
+    }
+    if let Some(cc) = &cfg.cache_control {
+        header_line(&mut lines, "Cache-Control", cc);
+    }
+    let (head, date_at) = if facts.resident {
+        // The head `file` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank;
+        // room for the bytes behind it, which go in the same buffer.
+        let mut h = Vec::with_capacity(256 + facts.size as usize);
+        let date_at = status_line_into(&mut h, 200, &[b' '; HTTP_DATE_LEN]);
+        entity_lines(&mut h, facts.content_type, &lines, facts.size);
+        finish_head(&mut h, true, Version::Http11);
+        (h, Some(date_at))
+    } else {
+        (Vec::new(), None)
+    };
+    Prepared {
+        lines: lines.into(),
+        head,
+        date_at,
     }
 }
 
@@ -113,7 +154,7 @@ fn file(
         Precondition::Failed => return error(412, b"", keep, req.version, head_only, ctx, out),
         Precondition::NotModified => {
             let mut h = status_line(304, ctx);
-            h.extend_from_slice(&f.validators);
+            h.extend_from_slice(&f.lines);
             finish_head(&mut h, keep, req.version);
             out.push_back(Chunk::Owned { buf: h, pos: 0 });
             return reply(304, 0, keep);
@@ -139,7 +180,7 @@ fn file(
                 out.push_back(Chunk::Shared { buf, pos: 0, end });
             } else {
                 let mut h = status_line(200, ctx);
-                entity_lines(&mut h, f.content_type, &f.validators, f.size);
+                entity_lines(&mut h, f.content_type, &f.lines, f.size);
                 finish_head(&mut h, keep, req.version);
                 push_with_body(out, h, f, 0, f.size, head_only);
             }
@@ -147,7 +188,7 @@ fn file(
         }
         RangeDecision::Single(r) => {
             let mut h = status_line(206, ctx);
-            entity_lines(&mut h, f.content_type, &f.validators, r.len());
+            entity_lines(&mut h, f.content_type, &f.lines, r.len());
             h.extend_from_slice(b"Content-Range: ");
             write_content_range(r, f.size, &mut h);
             h.extend_from_slice(b"\r\n");
@@ -204,7 +245,7 @@ fn multipart(
     h.extend_from_slice(b"\r\nContent-Length: ");
     push_u64(&mut h, total);
     h.extend_from_slice(b"\r\n");
-    h.extend_from_slice(&f.validators);
+    h.extend_from_slice(&f.lines);
     finish_head(&mut h, keep, version);
     if head_only {
         out.push_back(Chunk::Owned { buf: h, pos: 0 });
