@@ -164,6 +164,49 @@ impl FileEntry {
             version: Version::of(&st),
         })
     }
+
+    /// An entry for tests elsewhere: `bytes` (in memory if `resident`, else from an fd of
+    /// /dev/null, which is never read here), made the way `load` makes one.
+    #[cfg(test)]
+    pub(crate) fn for_tests(
+        path: &[u8],
+        bytes: &[u8],
+        mtime: i64,
+        etag: &[u8],
+        resident: bool,
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> FileEntry {
+        let content_type = content_type(path);
+        let prepared = prepare(&Facts {
+            path,
+            coding: Coding::Identity,
+            size: bytes.len() as u64,
+            mtime,
+            etag,
+            content_type,
+            resident,
+        });
+        let body = if resident {
+            Body::Memory(Resident::new(prepared.head, prepared.date_at, bytes))
+        } else {
+            Body::Fd(Rc::new(std::fs::File::open("/dev/null").unwrap().into()))
+        };
+        FileEntry {
+            size: bytes.len() as u64,
+            mtime,
+            etag: etag.into(),
+            content_type,
+            lines: prepared.lines,
+            body,
+            version: Version {
+                dev: 0,
+                ino: 0,
+                size: bytes.len() as u64,
+                mtime: (mtime, 0),
+                ctime: (mtime, 0),
+            },
+        }
+    }
 }
 
 /// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).
