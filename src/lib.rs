@@ -1,30 +1,72 @@
 //! ringstatic: a static-file HTTP/1.1 server for Linux.
 //!
-//! Module map, in the order a request meets them:
+//! Module map: every file, grouped by process and in the order a request meets them. The why
+//! behind the design is in `docs/design.md`.
 //!
-//! - `config`   the command line and config file: typed, validated settings with documented defaults
-//! - `control`  `-t` (check the configuration) and `-s reload|reopen|quit|stop`
-//! - `master`   checks the setup, then a loop that turns signals and due times into actions
+//! **Start-up and the master process** (one thread, no request work)
+//! - `config`     the command line and config file: typed, validated settings with defaults;
+//!   `ServeConfig` is what a worker's request path reads
+//! - `control`    `-t` (check the configuration) and `-s reload|reopen|quit|stop`
+//! - `master`     checks the setup, then a loop that turns signals and due times into actions
 //!   - `master::supervise` the worker processes: start, reap (what an exit means), restart backoff
 //!   - `master::reload`    SIGHUP: new workers first, old ones retire, or back to the old config
 //!   - `master::upgrade`   SIGUSR2 binary upgrade: the old master's side and the new one's
 //!   - `master::systemd`   what systemd is told: READY, RELOADING, STATUS, watchdog, fd store
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
-//! - `inherit`  listening sockets: bound, from systemd (activation, fd store), or from an old master
-//! - `notify`   the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
-//! - `scoreboard` shared counters each worker publishes to the master (ready, heartbeat, load)
-//! - `sigset`   the signal sets the master, the workers and `-s` block or wait for
-//! - `pidfile`  the pid file, with nginx's `.oldbin` during a binary upgrade
-//! - `worker`   one pinned thread: the io_uring event loop, accept, recv, send, timeouts, drain
-//! - `ring`     io_uring plumbing: ring flags, feature probe, typed completion keys, buffer ring
-//! - `conn`     one connection's state and output queue
-//! - `http`     pure HTTP: request head parsing and limits, target decoding and normalisation,
-//!   Range, conditional requests, dates, status texts and error pages
-//! - `response` deciding the response for a parsed request and writing its chunks
-//! - `files`    opening beneath the root, the per-worker open-file cache, body chunks and sendfile
-//! - `mime`     Content-Type by file extension
-//! - `accesslog` the combined-format access log, batched and written through the worker's ring
+//! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
+//! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
+//! - `scoreboard` the shared mapping where each worker publishes its state and counters
+//! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
+//! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
+//!
+//! **A worker** (one pinned thread, one ring, nothing shared)
+//! - `worker`           setup and the loop: collect completions, then dispatch by key
+//!   - `worker::slots`    the connection table: slots and generations
+//!   - `worker::accept`   listeners, multishot accept, pausing at `--max-connections`
+//!   - `worker::recv`     the first read, the multishot recv, feeding the session
+//!   - `worker::progress` the one driver that moves a connection forward after any event
+//!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
+//!   - `worker::close`    linger, close through the ring, freeing a slot
+//!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
+//!   - `worker::logwrite` the access log's batches written through the ring
+//!   - `worker::site`     the request path's state (cache, root, log) as the session's handler
+//!   - `worker::clock`    the coarse clock and the cached Date
+//! - `ring`       io_uring: ring flags and feature probe
+//!   - `ring::key`     typed, generation-checked completion keys
+//!   - `ring::op`      one constructor per operation, saying what it points at
+//!   - `ring::submit`  `unsafe push` with its ownership contract; the software queue when full
+//!   - `ring::bufring` the provided-buffer ring recv reads into
+//! - `conn`       one connection: Reading / Writing / Lifecycle, changed by named transitions
+//! - `session`    the pure request loop: bytes in, responses queued, pipelining, back-pressure
+//!
+//! **The request path** (pure decisions, then the cache)
+//! - `http`       pure HTTP, no I/O
+//!   - `http::request` head parsing and limits; `http::target` decoding and normalisation;
+//!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
+//!     `http::status` reason phrases and error bodies; `http::token` shared lexing
+//! - `response`   the pipeline: method -> target -> dotfiles -> cache -> preconditions -> range
+//!   - `response::prepare`      a file's header lines and prebuilt 200 head, once per cache entry
+//!   - `response::not_modified` 304 / 412; `response::range` 206 / 416;
+//!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
+//! - `files`      beneath the root, the file itself
+//!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
+//!   - `files::entry` one file version's facts and bytes (and its representation, `Coding`)
+//!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets
+//!   - `files::body`  the chunks a response is made of; sendfile and splice
+//! - `mime`       Content-Type by file extension
+//! - `accesslog`  the combined-format access log's lines and batches
+//!
+//! **Where to add**
+//! - a header for some paths: matched in `response::prepare`, against rules compiled once into
+//!   `config::ServeConfig`; it lands in the entry's lines and prebuilt head, so a hit pays nothing.
+//! - a per-worker counter: a plain field incremented on the request path (`worker::site` or the
+//!   worker), published on the tick through `scoreboard` (`worker::tick`), read by the master.
+//! - a new content encoding: a `files::entry::Coding` variant (the compiler then points at the
+//!   sibling's file name in `files::cache` and the Content-Encoding line in `response::prepare`);
+//!   negotiation where `response` builds the cache key.
+//! - a new listener option: parsed in `config`, the socket made in `inherit` (the master binds
+//!   and owns it), what it changes per connection in `worker::accept`.
 //!
 //! Outside the server: `examples/floor.rs` is bench/'s floor, a bare io_uring loop built on
 //! `ring` that measures the kernel's share of a request (`bench/run.sh --peers floor`).

@@ -1,6 +1,12 @@
-//! From a normalized path to bytes on the wire: opening beneath the root (`open`), the per-worker
-//! open-file cache (`cache`), and the body chunks a response is made of (`body`).
+//! From a normalized path to bytes on the wire, with no HTTP in it: opening beneath the root
+//! (`open`), one cached file's facts and bytes (`entry`), the per-worker open-file cache that
+//! holds them by path and coding (`cache`), and the body chunks a response is made of (`body`).
+//!
+//! The header text a response carries is the response layer's (`crate::response`): it makes what
+//! an entry's responses share once, when the cache creates the entry (`entry::Prepared`), and the
+//! entry keeps it, so the cache needs no knowledge of headers and a hit formats nothing.
 
 pub mod body;
 pub mod cache;
+pub mod entry;
 pub mod open;

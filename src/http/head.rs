@@ -1,7 +1,9 @@
-//! Writing response heads: the status line with Server and Date, a file's entity lines, and the
-//! end of the head with the Connection header each version needs. Shared by the response path
-//! and by the cache's prebuilt responses, so both say exactly the same thing.
+//! Writing response heads: the status line with Server and Date, a file's lines (validators and
+//! entity lines), and the end of the head with the Connection header each version needs. Every
+//! head the server sends is put together from these, the prebuilt `200` of a file kept in memory
+//! included, so all of them say exactly the same thing.
 
+use super::date::format_http_date;
 use super::request::Version;
 use super::status::reason;
 use super::token::push_u64;
@@ -20,14 +22,32 @@ pub fn status_line_into(h: &mut Vec<u8>, code: u16, date: &[u8]) -> usize {
     date_at
 }
 
-/// `Content-Type`, `Content-Length`, then the file's validator lines (already CRLF-terminated).
-pub fn entity_lines(h: &mut Vec<u8>, content_type: &str, validators: &[u8], len: u64) {
+/// `Last-Modified`, `ETag` and `Accept-Ranges`: what every 2xx and 304 for a file says about it.
+pub fn file_lines(h: &mut Vec<u8>, mtime: i64, etag: &[u8]) {
+    h.extend_from_slice(b"Last-Modified: ");
+    h.extend_from_slice(&format_http_date(mtime));
+    h.extend_from_slice(b"\r\nETag: ");
+    h.extend_from_slice(etag);
+    h.extend_from_slice(b"\r\nAccept-Ranges: bytes\r\n");
+}
+
+/// One `Name: value` line.
+pub fn header_line(h: &mut Vec<u8>, name: &str, value: &str) {
+    h.extend_from_slice(name.as_bytes());
+    h.extend_from_slice(b": ");
+    h.extend_from_slice(value.as_bytes());
+    h.extend_from_slice(b"\r\n");
+}
+
+/// `Content-Type`, `Content-Length`, then the entry's own lines (`file_lines` and any
+/// configured ones, already CRLF-terminated).
+pub fn entity_lines(h: &mut Vec<u8>, content_type: &str, lines: &[u8], len: u64) {
     h.extend_from_slice(b"Content-Type: ");
     h.extend_from_slice(content_type.as_bytes());
     h.extend_from_slice(b"\r\nContent-Length: ");
     push_u64(h, len);
     h.extend_from_slice(b"\r\n");
-    h.extend_from_slice(validators);
+    h.extend_from_slice(lines);
 }
 
 /// The Connection header the response needs (none for HTTP/1.1 keep-alive), and the blank line.
@@ -59,5 +79,17 @@ mod tests {
         let mut h = Vec::new();
         finish_head(&mut h, true, Version::Http10);
         assert_eq!(h, b"Connection: keep-alive\r\n\r\n");
+    }
+
+    #[test]
+    fn a_files_lines() {
+        let mut h = Vec::new();
+        file_lines(&mut h, 784111777, b"\"1-2-3\"");
+        header_line(&mut h, "Cache-Control", "max-age=60");
+        assert_eq!(
+            h,
+            b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-2-3\"\r\n\
+              Accept-Ranges: bytes\r\nCache-Control: max-age=60\r\n"
+        );
     }
 }

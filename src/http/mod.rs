@@ -1,4 +1,6 @@
-//! The pure HTTP/1.1 layer: parsing and decisions, no I/O.
+//! The pure HTTP/1.1 layer: parsing, decisions and header text, no I/O. The
+//! response path (`crate::response`) strings these together; the file cache (`crate::files`)
+//! uses none of them for text.
 //!
 //! - [`request`]: request-head parsing and framing checks (RFC 9112).
 //! - [`target`]: request-target resolution, path normalization, hidden-path
@@ -6,7 +8,8 @@
 //! - [`range`]: `Range` header evaluation (RFC 9110 14).
 //! - [`conditional`]: precondition evaluation (RFC 9110 13).
 //! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
-//! - [`head`]: writing response heads (status line, entity lines, Connection).
+//! - [`head`]: writing response heads: the status line, a file's lines
+//!   (Last-Modified, ETag, Accept-Ranges, configured ones), entity lines, Connection.
 //! - [`status`]: reason phrases and canned error bodies.
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
 

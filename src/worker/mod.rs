@@ -143,7 +143,6 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_bytes,
         cfg.inline_max,
         cfg.cache_valid_ms,
-        cfg.cache_control.as_deref(),
     );
     let clock = Clock::new();
     let boundary = format!(

@@ -1,0 +1,131 @@
+//! Errors and redirects: a status, a short HTML page, and the extra header lines a status needs
+//! (Allow, Location, Content-Range). Every answer other than 2xx and 304 leaves through `error`,
+//! which gets the whole `Ctx`: an error page configured per status (a file under the root, found
+//! through the cache) has its one place here. `write_error` answers heads that never parsed.
+
+use std::collections::VecDeque;
+
+use super::{Ctx, Framing, Reply};
+use crate::files::body::Chunk;
+use crate::http::head::{finish_head, status_line_into};
+use crate::http::request::Version;
+use crate::http::status::error_body;
+use crate::http::target::write_redirect_location;
+use crate::http::token::push_u64;
+
+/// An error or redirect for a parsed request: status, a short HTML page, any extra header lines.
+pub(super) fn error(
+    code: u16,
+    extra: &[u8],
+    fr: Framing,
+    ctx: &Ctx,
+    out: &mut VecDeque<Chunk>,
+) -> Reply {
+    let body_bytes = write_error(
+        code,
+        extra,
+        fr.keep,
+        fr.version,
+        fr.head_only,
+        ctx.date,
+        out,
+    );
+    fr.reply(code, body_bytes)
+}
+
+/// The same as `error`, for heads that never parsed (so no Ctx/version is known yet). Returns the
+/// body bytes queued.
+pub fn write_error(
+    code: u16,
+    extra: &[u8],
+    keep: bool,
+    version: Version,
+    head_only: bool,
+    date: &[u8],
+    out: &mut VecDeque<Chunk>,
+) -> u64 {
+    let body = error_body(code);
+    let mut h = Vec::with_capacity(256 + body.len());
+    status_line_into(&mut h, code, date);
+    h.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\nContent-Length: ");
+    push_u64(&mut h, body.len() as u64);
+    h.extend_from_slice(b"\r\n");
+    h.extend_from_slice(extra);
+    finish_head(&mut h, keep, version);
+    out.push_back(Chunk::Owned { buf: h, pos: 0 });
+    if head_only {
+        return 0;
+    }
+    if let Some(Chunk::Owned { buf, .. }) = out.back_mut() {
+        buf.extend_from_slice(body);
+    }
+    body.len() as u64
+}
+
+/// The `Location` line of the 301 that adds a directory's trailing slash.
+pub(super) fn location_line(path: &[u8], query: Option<&[u8]>) -> Vec<u8> {
+    let mut loc = Vec::with_capacity(path.len() + 32);
+    loc.extend_from_slice(b"Location: ");
+    write_redirect_location(path, query, &mut loc);
+    loc.extend_from_slice(b"\r\n");
+    loc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{wire, DATE};
+    use super::*;
+
+    const PAGE_404: &str = "<html><head><title>404 Not Found</title></head><body>\
+        <h1>404 Not Found</h1><hr><center>ringstatic</center></body></html>\n";
+
+    #[test]
+    fn an_error_page() {
+        let mut out = VecDeque::new();
+        let n = write_error(404, b"", true, Version::Http11, false, DATE, &mut out);
+        assert_eq!(n, PAGE_404.len() as u64);
+        assert_eq!(
+            wire(&out),
+            format!(
+                "HTTP/1.1 404 Not Found\r\nServer: ringstatic\r\n\
+                 Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+                 Content-Type: text/html; charset=utf-8\r\nContent-Length: 121\r\n\r\n{PAGE_404}"
+            )
+        );
+        assert_eq!(out.len(), 1, "head and page leave in one send");
+    }
+
+    #[test]
+    fn extra_lines_head_and_connection() {
+        let mut out = VecDeque::new();
+        let n = write_error(
+            405,
+            b"Allow: GET, HEAD\r\n",
+            true,
+            Version::Http10,
+            true,
+            DATE,
+            &mut out,
+        );
+        assert_eq!(n, 0);
+        assert_eq!(
+            wire(&out),
+            "HTTP/1.1 405 Method Not Allowed\r\nServer: ringstatic\r\n\
+             Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/html; charset=utf-8\r\nContent-Length: 139\r\n\
+             Allow: GET, HEAD\r\nConnection: keep-alive\r\n\r\n"
+        );
+        out.clear();
+        write_error(400, b"", false, Version::Http11, true, DATE, &mut out);
+        assert!(wire(&out).ends_with("Content-Length: 125\r\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn redirect_location() {
+        assert_eq!(location_line(b"/docs", None), b"Location: /docs/\r\n");
+        assert_eq!(
+            location_line(b"/a b", Some(b"x=1")),
+            b"Location: /a%20b/?x=1\r\n"
+        );
+    }
+}

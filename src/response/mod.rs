@@ -1,0 +1,334 @@
+//! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
+//!
+//! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
+//! method -> target -> dotfiles -> cache lookup (404/403/301) -> preconditions (412/304,
+//! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
+//! hands on; errors and redirects all leave through `error`, so a configured error page has one
+//! place to go. The steps write bytes; none of them keeps state.
+//!
+//! What all responses for one cache entry share (its validators, configured lines, the prebuilt
+//! `200` of a file kept in memory) is made once, when the cache creates the entry, by `prepare`:
+//! a per-path header rule or a content coding is resolved there, and costs nothing on a hit. The
+//! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and one shared slice of a
+//! prebuilt buffer whose Date is patched once a second.
+
+mod error;
+mod multipart;
+mod not_modified;
+mod prepare;
+mod range;
+
+use std::collections::VecDeque;
+
+use crate::config::ServeConfig;
+use crate::files::body::Chunk;
+use crate::files::cache::{FileCache, Key, Lookup};
+use crate::files::entry::{Body, Coding, FileEntry};
+use crate::files::open::Root;
+use crate::http::conditional::{Precondition, Validators};
+use crate::http::head::{entity_lines, finish_head, status_line_into};
+use crate::http::range::RangeDecision;
+use crate::http::request::{Method, Request, Version};
+use crate::http::target::{is_hidden, resolve_target};
+
+pub use error::write_error;
+use error::{error, location_line};
+pub(crate) use prepare::prepare;
+
+/// Bodies up to this size are copied behind their header so the response leaves in one plain send;
+/// larger cached bodies go as a second iovec of a sendmsg, without the copy.
+const COPY_BODY_MAX: usize = 4096;
+
+/// What the response path needs from its worker (inputs only; what was decided is the `Reply`).
+pub struct Ctx<'a> {
+    pub cache: &'a mut FileCache,
+    pub root: &'a Root,
+    pub cfg: &'a ServeConfig,
+    /// Current IMF-fixdate, refreshed once per second by the worker, and its second.
+    pub date: &'a [u8],
+    pub date_secs: i64,
+    pub now_ms: u64,
+    /// The worker is stopping: every response says `Connection: close`.
+    pub draining: bool,
+    /// Multipart boundary, fixed per worker.
+    pub boundary: &'a str,
+}
+
+/// What was decided for one request: the status and body bytes queued (for the access log and
+/// counters) and whether the connection stays open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body_bytes: u64,
+    pub disposition: Disposition,
+}
+
+/// Whether the connection stays open after this response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    KeepAlive,
+    Close,
+}
+
+/// Answers one parsed request by appending its chunks to `out`.
+pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply {
+    let fr = Framing {
+        keep: req.keep_alive && !ctx.draining,
+        version: req.version,
+        head_only: req.method == Method::Head,
+    };
+    // Method: GET and HEAD only.
+    if req.method == Method::Other {
+        // The body of a request we do not read would be parsed as the next request: close.
+        let fr = Framing {
+            keep: fr.keep && !req.has_body,
+            ..fr
+        };
+        return error(405, b"Allow: GET, HEAD\r\n", fr, ctx, out);
+    }
+    // Target: decoded and normalized, or 400 (and close: we cannot tell what was meant).
+    let Ok(target) = resolve_target(req.target) else {
+        return error(400, b"", Framing { keep: false, ..fr }, ctx, out);
+    };
+    // Dotfiles: hidden unless configured.
+    if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
+        return error(404, b"", fr, ctx, out);
+    }
+    // Cache lookup: the entry, or 404/403/503, or 301 to add a directory's slash.
+    let key = Key {
+        path: &target.path,
+        coding: Coding::Identity,
+    };
+    let cfg = ctx.cfg;
+    let f = match ctx
+        .cache
+        .lookup(ctx.root, key, ctx.now_ms, |facts| prepare(cfg, facts))
+    {
+        Lookup::File(f) => f,
+        Lookup::Status(code) => return error(code, b"", fr, ctx, out),
+        Lookup::Directory => {
+            let loc = location_line(&target.path, target.query.as_deref());
+            return error(301, &loc, fr, ctx, out);
+        }
+    };
+    // Preconditions: 412 or 304.
+    let v = Validators {
+        etag: &f.etag,
+        last_modified: f.mtime,
+    };
+    match not_modified::evaluate(req, &v) {
+        Precondition::Proceed => {}
+        Precondition::Failed => return error(412, b"", fr, ctx, out),
+        Precondition::NotModified => return not_modified::write(&f, fr, ctx.date, out),
+    }
+    // Range: 206 or 416; otherwise 200, the whole file.
+    match range::decide(req, &v, f.size) {
+        RangeDecision::Full => full(&f, fr, ctx.date, ctx.date_secs, out),
+        RangeDecision::Single(r) => range::write(&f, r, fr, ctx.date, out),
+        RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundary, out),
+        RangeDecision::Unsatisfiable => error(416, &range::unsatisfied_line(f.size), fr, ctx, out),
+    }
+}
+
+/// 200 with the whole file. On HTTP/1.1 keep-alive, a file in memory leaves as its prebuilt
+/// response: one slice of one buffer, nothing formatted.
+fn full(
+    f: &FileEntry,
+    fr: Framing,
+    date: &[u8],
+    date_secs: i64,
+    out: &mut VecDeque<Chunk>,
+) -> Reply {
+    if let (true, Version::Http11, Body::Memory(m)) = (fr.keep, fr.version, &f.body) {
+        let (buf, head_len) = m.response(date_secs, date);
+        let end = if fr.head_only { head_len } else { buf.len() };
+        out.push_back(Chunk::Shared { buf, pos: 0, end });
+    } else {
+        let mut h = status_line(200, date);
+        entity_lines(&mut h, f.content_type, &f.lines, f.size);
+        fr.finish(&mut h);
+        push_with_body(out, h, f, 0, f.size, fr.head_only);
+    }
+    fr.reply(200, if fr.head_only { 0 } else { f.size })
+}
+
+/// How every response to one request is framed: the end of its head and whether a body follows.
+#[derive(Clone, Copy, Debug)]
+struct Framing {
+    /// The connection stays open; otherwise the head says `Connection: close`.
+    keep: bool,
+    version: Version,
+    /// HEAD: the head only, with the Content-Length a GET would have.
+    head_only: bool,
+}
+
+impl Framing {
+    /// The Connection header this response needs, and the blank line.
+    fn finish(self, h: &mut Vec<u8>) {
+        finish_head(h, self.keep, self.version);
+    }
+
+    fn reply(self, status: u16, body_bytes: u64) -> Reply {
+        Reply {
+            status,
+            body_bytes,
+            disposition: if self.keep {
+                Disposition::KeepAlive
+            } else {
+                Disposition::Close
+            },
+        }
+    }
+}
+
+/// A head under way: the status line with Server and Date.
+fn status_line(code: u16, date: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(384);
+    status_line_into(&mut h, code, date);
+    h
+}
+
+/// Queues `head` followed by bytes `start..end` of the file.
+fn push_with_body(
+    out: &mut VecDeque<Chunk>,
+    mut head: Vec<u8>,
+    f: &FileEntry,
+    start: u64,
+    end: u64,
+    head_only: bool,
+) {
+    if head_only || start >= end {
+        out.push_back(Chunk::Owned { buf: head, pos: 0 });
+        return;
+    }
+    match &f.body {
+        Body::Memory(m) => {
+            let (bytes, at) = m.body();
+            let (s, e) = (at + start as usize, (at + end as usize).min(bytes.len()));
+            if e - s <= COPY_BODY_MAX {
+                head.extend_from_slice(&bytes[s..e]);
+                out.push_back(Chunk::Owned { buf: head, pos: 0 });
+            } else {
+                out.push_back(Chunk::Owned { buf: head, pos: 0 });
+                out.push_back(Chunk::Shared {
+                    buf: bytes.clone(),
+                    pos: s,
+                    end: e,
+                });
+            }
+        }
+        Body::Fd(fd) => {
+            out.push_back(Chunk::Owned { buf: head, pos: 0 });
+            out.push_back(Chunk::File {
+                fd: fd.clone(),
+                offset: start,
+                end,
+            });
+        }
+    }
+}
+
+/// Helpers for the steps' tests: a response's bytes as a client would read them.
+#[cfg(test)]
+mod testing {
+    use super::*;
+
+    pub const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    pub fn framing(keep: bool, version: Version, head_only: bool) -> Framing {
+        Framing {
+            keep,
+            version,
+            head_only,
+        }
+    }
+
+    /// A GET of /a.txt over HTTP/1.1 with these header lines (each ending in CRLF).
+    pub fn request(lines: &[u8]) -> Request<'static> {
+        let head = [b"GET /a.txt HTTP/1.1\r\nHost: x\r\n", lines, b"\r\n"].concat();
+        match crate::http::request::parse_head(head.leak()) {
+            Ok(crate::http::request::Parsed::Complete(req, _)) => req,
+            _ => panic!("not a complete head"),
+        }
+    }
+
+    /// The queued bytes; a file range shows as `<file a..b>`.
+    pub fn wire(out: &VecDeque<Chunk>) -> String {
+        let mut s = String::new();
+        for c in out {
+            match c {
+                Chunk::File { offset, end, .. } => s.push_str(&format!("<file {offset}..{end}>")),
+                c => s.push_str(&String::from_utf8_lossy(c.remaining_mem().unwrap())),
+            }
+        }
+        s
+    }
+
+    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control).
+    pub fn entry(path: &[u8], bytes: &[u8], resident: bool) -> FileEntry {
+        use clap::Parser;
+        let cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        FileEntry::for_tests(path, bytes, 784111777, b"\"e\"", resident, |facts| {
+            prepare(&cfg, facts)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn the_whole_file() {
+        let mut out = VecDeque::new();
+        let f = entry(b"/a.txt", b"hello", false);
+        let fr = framing(false, Version::Http11, false);
+        let reply = full(&f, fr, DATE, 784111777, &mut out);
+        assert_eq!(
+            wire(&out),
+            "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n\
+             Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"e\"\r\nAccept-Ranges: bytes\r\n\
+             Connection: close\r\n\r\n<file 0..5>"
+        );
+        assert_eq!(reply, fr.reply(200, 5));
+        assert_eq!(reply.disposition, Disposition::Close);
+
+        // In memory, HTTP/1.1 keep-alive: the prebuilt response, the same head, one shared slice.
+        out.clear();
+        let f = entry(b"/a.txt", b"hello", true);
+        let fr = framing(true, Version::Http11, false);
+        let reply = full(&f, fr, DATE, 784111777, &mut out);
+        assert!(matches!(out[0], Chunk::Shared { .. }) && out.len() == 1);
+        assert_eq!(
+            wire(&out),
+            "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 5\r\n\
+             Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"e\"\r\nAccept-Ranges: bytes\r\n\
+             \r\nhello"
+        );
+        assert_eq!(reply, fr.reply(200, 5));
+
+        // HEAD on HTTP/1.0 keep-alive: formatted, no body.
+        out.clear();
+        let fr = framing(true, Version::Http10, true);
+        let reply = full(&f, fr, DATE, 784111777, &mut out);
+        assert!(wire(&out).ends_with("Accept-Ranges: bytes\r\nConnection: keep-alive\r\n\r\n"));
+        assert_eq!(reply, fr.reply(200, 0));
+    }
+
+    #[test]
+    fn bodies_are_copied_behind_small_heads_only() {
+        let big = vec![b'x'; COPY_BODY_MAX + 1];
+        let f = entry(b"/big.bin", &big, true);
+        let mut out = VecDeque::new();
+        push_with_body(&mut out, b"H".to_vec(), &f, 0, 10, false);
+        assert_eq!(out.len(), 1);
+        assert_eq!(wire(&out), "Hxxxxxxxxxx");
+        out.clear();
+        push_with_body(&mut out, b"H".to_vec(), &f, 0, big.len() as u64, false);
+        assert!(matches!(out[1], Chunk::Shared { .. }) && out.len() == 2);
+        assert_eq!(out[1].remaining(), big.len() as u64);
+    }
+}

@@ -1,0 +1,103 @@
+//! What every response for one cache entry shares, made once, when the cache creates the entry
+//! (`FileCache::lookup` calls `prepare` on a miss only): the entry's header lines (Last-Modified,
+//! ETag, Accept-Ranges, Cache-Control) and, for a file kept in memory, the head of its complete
+//! `200` for HTTP/1.1 keep-alive, which `full` sends with the bytes as one slice.
+//!
+//! This is where a choice that depends on the entry alone belongs: a header configured for some
+//! paths (matched against `facts.path`), or the Content-Encoding and Vary of a coded
+//! representation (`facts.coding`). Made here, it is in the entry's lines and prebuilt head, and
+//! a hit pays nothing for it.
+
+use crate::config::ServeConfig;
+use crate::files::entry::{Coding, Facts, Prepared};
+use crate::http::date::HTTP_DATE_LEN;
+use crate::http::head::{entity_lines, file_lines, finish_head, header_line, status_line_into};
+use crate::http::request::Version;
+
+/// The header lines and, if the bytes are resident, the prebuilt head of a new entry.
+pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
+    let mut lines = Vec::with_capacity(128);
+    file_lines(&mut lines, facts.mtime, facts.etag);
+    match facts.coding {
+        // A coded representation adds its Content-Encoding here.
+        Coding::Identity => {}
+    }
+    if let Some(cc) = &cfg.cache_control {
+        header_line(&mut lines, "Cache-Control", cc);
+    }
+    let (head, date_at) = if facts.resident {
+        // The head `full` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank;
+        // room for the bytes behind it, which go in the same buffer.
+        let mut h = Vec::with_capacity(256 + facts.size as usize);
+        let date_at = status_line_into(&mut h, 200, &[b' '; HTTP_DATE_LEN]);
+        entity_lines(&mut h, facts.content_type, &lines, facts.size);
+        finish_head(&mut h, true, Version::Http11);
+        (h, Some(date_at))
+    } else {
+        (Vec::new(), None)
+    };
+    Prepared {
+        lines: lines.into(),
+        head,
+        date_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(resident: bool) -> Facts<'static> {
+        Facts {
+            path: b"/a/",
+            coding: Coding::Identity,
+            size: 5,
+            mtime: 784111777,
+            etag: b"\"1-5-0\"",
+            content_type: "text/html; charset=utf-8",
+            resident,
+        }
+    }
+
+    fn cfg(cache_control: Option<&str>) -> ServeConfig {
+        use clap::Parser;
+        let mut cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        cfg.cache_control = cache_control.map(str::to_string);
+        cfg
+    }
+
+    #[test]
+    fn lines_for_every_response() {
+        let p = prepare(&cfg(None), &facts(false));
+        assert_eq!(
+            &p.lines[..],
+            b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
+              Accept-Ranges: bytes\r\n"
+        );
+        assert!(
+            p.head.is_empty() && p.date_at.is_none(),
+            "no head for an fd"
+        );
+        let p = prepare(&cfg(Some("max-age=60")), &facts(false));
+        assert!(p
+            .lines
+            .ends_with(b"Accept-Ranges: bytes\r\nCache-Control: max-age=60\r\n"));
+    }
+
+    #[test]
+    fn the_prebuilt_head() {
+        let p = prepare(&cfg(Some("no-cache")), &facts(true));
+        let at = p.date_at.unwrap();
+        assert_eq!(&p.head[at - 6..at], b"Date: ");
+        assert_eq!(
+            String::from_utf8(p.head).unwrap(),
+            format!(
+                "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: {}\r\n\
+                 Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\
+                 Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
+                 Accept-Ranges: bytes\r\nCache-Control: no-cache\r\n\r\n",
+                " ".repeat(HTTP_DATE_LEN)
+            )
+        );
+    }
+}
