@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::response::headers::HeaderRule;
+
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -78,6 +80,37 @@ pub struct Cli {
     /// Serve path segments that start with a dot (/.well-known/ is always served).
     #[arg(long)]
     pub serve_dotfiles: bool,
+
+    /// Add a header to files whose path matches: `PATTERN NAME: VALUE`, e.g.
+    /// `'/assets/** Cache-Control: max-age=31536000'`, `'*.html Cache-Control: no-cache'`.
+    /// Repeatable; every matching rule applies, a later one replaces an earlier one's header.
+    #[arg(long = "header", value_name = "PATTERN NAME: VALUE", value_parser = HeaderRule::parse)]
+    pub header: Vec<HeaderRule>,
+
+    /// Serve `/about` from `about.html` when there is no `about`, and redirect `/about.html` there.
+    #[arg(long)]
+    pub clean_urls: bool,
+
+    /// The file names a directory request (`/dir/`) is answered with, tried in order.
+    #[arg(long, value_name = "LIST", default_value = "index.html", value_parser = parse_index)]
+    pub index: IndexNames,
+
+    /// The page sent (with the original status) for an error: `404=/404.html`, `500=/oops.html`,
+    /// or `404=off`. A 404.html at the root is used for 404 unless turned off. Repeatable.
+    #[arg(long = "error-page", value_name = "CODE=PATH|off", value_parser = parse_error_page)]
+    pub error_page: Vec<ErrorPage>,
+
+    /// Answer GET/HEAD for a path that does not exist with this file and 200 (single-page apps).
+    #[arg(long, value_name = "PATH", value_parser = parse_site_path)]
+    pub fallback: Option<String>,
+
+    /// A path prefix that never gets the --fallback file (e.g. `/assets/`); repeatable.
+    #[arg(long = "fallback-exclude", value_name = "PREFIX", value_parser = parse_site_prefix)]
+    pub fallback_exclude: Vec<String>,
+
+    /// List the contents of a directory that has no index file (off: such a directory is 404).
+    #[arg(long)]
+    pub autoindex: bool,
 
     /// Most connections one worker holds open; at the limit it stops accepting until one closes.
     #[arg(long, value_name = "N", default_value = "16384", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -254,6 +287,13 @@ const FILE_OPTIONS: &[&str] = &[
     "cache-valid",
     "cache-control",
     "serve-dotfiles",
+    "header",
+    "clean-urls",
+    "index",
+    "error-page",
+    "fallback",
+    "fallback-exclude",
+    "autoindex",
     "max-connections",
     "cache-entries",
     "cache-bytes",
@@ -267,6 +307,9 @@ const FILE_OPTIONS: &[&str] = &[
     "access-log",
     "error-log",
 ];
+
+/// Options that are switches: `name`, `name on` or `name off` in a config file.
+const SWITCHES: &[&str] = &["serve-dotfiles", "clean-urls", "autoindex"];
 
 /// `name value` / `name = value` lines -> `--name value` arguments.
 fn config_file_args(text: &str) -> Result<Vec<String>, String> {
@@ -293,13 +336,13 @@ fn config_file_args(text: &str) -> Result<Vec<String>, String> {
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value);
-        if name == "serve-dotfiles" {
+        if SWITCHES.contains(&name) {
             match value {
-                "" | "on" | "yes" | "true" => out.push("--serve-dotfiles".to_string()),
+                "" | "on" | "yes" | "true" => out.push(format!("--{name}")),
                 "off" | "no" | "false" => {}
                 v => {
                     return Err(format!(
-                        "line {}: serve-dotfiles takes on or off, not `{v}`",
+                        "line {}: {name} takes on or off, not `{v}`",
                         n + 1
                     ))
                 }
@@ -380,6 +423,67 @@ fn parse_header_value(s: &str) -> Result<String, String> {
     Ok(s.trim().to_string())
 }
 
+/// `--index` names: plain file names, comma-separated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexNames(pub Vec<String>);
+
+fn parse_index(s: &str) -> Result<IndexNames, String> {
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    for n in &names {
+        if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
+            return Err(format!(
+                "`{n}` is not a file name (a comma-separated list such as index.html,index.htm)"
+            ));
+        }
+    }
+    Ok(IndexNames(names))
+}
+
+/// `--error-page CODE=PATH|off`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub code: u16,
+    /// The page's normalized path, or None for `off`.
+    pub path: Option<Vec<u8>>,
+}
+
+fn parse_error_page(s: &str) -> Result<ErrorPage, String> {
+    let (code, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not CODE=PATH or CODE=off (example: 404=/404.html)"))?;
+    let code: u16 = match code.trim().parse() {
+        Ok(c @ 400..=599) => c,
+        _ => return Err(format!("`{code}` is not an error status (400 to 599)")),
+    };
+    let path = match path.trim() {
+        "off" => None,
+        p => Some(parse_site_path(p)?.into_bytes()),
+    };
+    Ok(ErrorPage { code, path })
+}
+
+/// A file's path under the root as a URL path: `/` first, no `..`, not a directory.
+fn parse_site_path(s: &str) -> Result<String, String> {
+    let p = parse_site_prefix(s)?;
+    if p.ends_with('/') {
+        return Err(format!("`{s}` names a directory; name a file (e.g. /index.html)"));
+    }
+    Ok(p)
+}
+
+/// A URL path prefix: `/` first, normalized (no `..`, no `//`).
+fn parse_site_prefix(s: &str) -> Result<String, String> {
+    let bad = || format!("`{s}` is not a path starting with / (example: /index.html)");
+    if !s.starts_with('/') {
+        return Err(bad());
+    }
+    let t = crate::http::target::resolve_target(s.as_bytes()).map_err(|_| bad())?;
+    if t.query.is_some() || t.path != s.as_bytes() {
+        return Err(bad());
+    }
+    String::from_utf8(t.path).map_err(|_| bad())
+}
+
 fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
     let err = || format!("bad internal worker spec `{s}`");
     let mut parts = s.splitn(4, ':');
@@ -428,8 +532,15 @@ impl WorkerSpec {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub cache_valid_ms: u64,
-    pub cache_control: Option<String>,
+    /// `--cache-control` first, then every `--header`, in order.
+    pub header_rules: Vec<HeaderRule>,
     pub serve_dotfiles: bool,
+    pub clean_urls: bool,
+    pub index: Vec<Vec<u8>>,
+    pub error_pages: Vec<ErrorPage>,
+    pub fallback: Option<Vec<u8>>,
+    pub fallback_exclude: Vec<Vec<u8>>,
+    pub autoindex: bool,
     pub max_connections: u32,
     pub cache_entries: u32,
     pub cache_bytes: u64,
@@ -446,8 +557,24 @@ impl From<&Cli> for ServeConfig {
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         ServeConfig {
             cache_valid_ms: ms(c.cache_valid),
-            cache_control: c.cache_control.clone().filter(|v| !v.is_empty()),
+            header_rules: c
+                .cache_control
+                .iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| HeaderRule::cache_control(v))
+                .chain(c.header.iter().cloned())
+                .collect(),
             serve_dotfiles: c.serve_dotfiles,
+            clean_urls: c.clean_urls,
+            index: c.index.0.iter().map(|n| n.clone().into_bytes()).collect(),
+            error_pages: c.error_page.clone(),
+            fallback: c.fallback.clone().map(String::into_bytes),
+            fallback_exclude: c
+                .fallback_exclude
+                .iter()
+                .map(|p| p.clone().into_bytes())
+                .collect(),
+            autoindex: c.autoindex,
             max_connections: c.max_connections,
             cache_entries: c.cache_entries,
             cache_bytes: c.cache_bytes,
@@ -458,6 +585,24 @@ impl From<&Cli> for ServeConfig {
             send_timeout_ms: ms(c.send_timeout),
             shutdown_timeout_ms: ms(c.shutdown_timeout),
         }
+    }
+}
+
+impl ServeConfig {
+    /// The page for error `code`: the last `--error-page` for it, else `/404.html` for 404.
+    pub fn error_page(&self, code: u16) -> Option<&[u8]> {
+        match self.error_pages.iter().rev().find(|p| p.code == code) {
+            Some(p) => p.path.as_deref(),
+            None if code == 404 => Some(b"/404.html"),
+            None => None,
+        }
+    }
+
+    /// Whether a missing `path` gets the `--fallback` file, and which.
+    pub fn fallback_for(&self, path: &[u8]) -> Option<&[u8]> {
+        let f = self.fallback.as_deref()?;
+        let excluded = self.fallback_exclude.iter().any(|p| path.starts_with(p));
+        (!excluded).then_some(f)
     }
 }
 

@@ -44,22 +44,28 @@
 //! - `http`       pure HTTP, no I/O
 //!   - `http::request` head parsing and limits; `http::target` decoding and normalisation;
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
-//!     `http::status` reason phrases and error bodies; `http::token` shared lexing
+//!     `http::status` reason phrases and error bodies; `http::token` shared lexing;
+//!     `http::glob` the path patterns of `--header` rules
 //! - `response`   the pipeline: method -> target -> dotfiles -> cache -> preconditions -> range
+//!   - `response::find`         which file answers: directory and clean-URL redirects, `--fallback`
+//!   - `response::headers`      `--header` rules: parsed, checked, resolved into an entry's lines
 //!   - `response::prepare`      a file's header lines and prebuilt 200 head, once per cache entry
 //!   - `response::not_modified` 304 / 412; `response::range` 206 / 416;
-//!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
+//!     `response::multipart` multipart/byteranges; `response::error` errors, error pages, redirects
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts and bytes (and its representation, `Coding`)
-//!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets
+//!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets;
+//!     index names and clean URLs
+//!   - `files::listing` `--autoindex`: a directory's HTML listing, cached like a file
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension
 //! - `accesslog`  the combined-format access log's lines and batches
 //!
 //! **Where to add**
-//! - a header for some paths: matched in `response::prepare`, against rules compiled once into
-//!   `config::ServeConfig`; it lands in the entry's lines and prebuilt head, so a hit pays nothing.
+//! - a header for some paths: a `--header` rule (`response::headers`), matched in
+//!   `response::prepare` against rules compiled once into `config::ServeConfig`; it lands in the
+//!   entry's lines and prebuilt head, so a hit pays nothing.
 //! - a per-worker counter: a plain field incremented on the request path (`worker::site` or the
 //!   worker), published on the tick through `scoreboard` (`worker::tick`), read by the master.
 //! - a new content encoding: a `files::entry::Coding` variant (the compiler then points at the

@@ -14,10 +14,12 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::os::fd::AsRawFd;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
 use super::entry::{Body, Coding, Facts, FileEntry, Prepared, Version};
+use super::listing;
 use super::open::{fstat, status_for_errno, Root};
 
 /// What an entry is found by: a normalized path and which representation of it.
@@ -42,8 +44,33 @@ pub enum Lookup {
     Status(u16),
 }
 
+/// How request paths map to files beyond their plain name; set once from the configuration.
+#[derive(Clone, Debug)]
+pub struct Names {
+    /// The index files of `dir/`, tried in order (`--index`).
+    pub index: Vec<Vec<u8>>,
+    /// `/about` is answered by `about.html` when there is no `about` (`--clean-urls`).
+    pub clean_urls: bool,
+    /// A directory without an index is listed (`--autoindex`), dot entries too if `show_hidden`.
+    pub autoindex: bool,
+    pub show_hidden: bool,
+}
+
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            index: vec![b"index.html".to_vec()],
+            clean_urls: false,
+            autoindex: false,
+            show_hidden: false,
+        }
+    }
+}
+
 struct Node {
     key: Box<[u8]>,
+    /// The file (or listed directory) beneath the root that answered, stat'ed to revalidate.
+    file: Box<[u8]>,
     coding: Coding,
     value: Lookup,
     /// When the value was last known to match the file system; trusted for `valid_ms` after.
@@ -73,6 +100,7 @@ pub struct FileCache {
     /// Files up to this size are kept in memory (`--inline-max`); see README.md for the figures.
     inline_max: u64,
     valid_ms: u64,
+    names: Names,
 }
 
 impl FileCache {
@@ -90,7 +118,14 @@ impl FileCache {
             bytes: 0,
             inline_max,
             valid_ms,
+            names: Names::default(),
         }
+    }
+
+    /// The same cache with index names, clean URLs and listings as configured.
+    pub fn with_names(mut self, names: Names) -> FileCache {
+        self.names = names;
+        self
     }
 
     /// Looks up a normalized path (starts with `/`; a trailing `/` means its index.html) in the
@@ -111,7 +146,7 @@ impl FileCache {
             }
             // Stale: a file whose version is unchanged is kept; anything else is looked up anew.
             if let Lookup::File(f) = &node.value {
-                if let Ok(st) = root.stat(&file_name(key)) {
+                if let Ok(st) = root.stat(&node.file) {
                     if Version::of(&st) == f.version {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
@@ -122,42 +157,69 @@ impl FileCache {
             }
             self.remove(idx);
         }
-        let value = self.resolve(root, key, prepare);
+        let (value, file) = self.resolve(root, key, prepare);
         if let Lookup::Status(500 | 503) = value {
             return value; // transient: don't cache
         }
-        self.insert(key, value.clone(), now_ms);
+        self.insert(key, file, value.clone(), now_ms);
         value
     }
 
+    /// Opens `rel`, giving fds back by evicting cached files once if the process is out of them.
+    fn open(&mut self, root: &Root, rel: &[u8]) -> Result<(OwnedFd, libc::stat), io::Error> {
+        let fd = match root.open_beneath(rel) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
+                self.evict_some();
+                root.open_beneath(rel)?
+            }
+            r => r?,
+        };
+        let st = fstat(fd.as_raw_fd())?;
+        Ok((fd, st))
+    }
+
+    /// What answers `key`, and the file beneath the root it came from: the file itself; for
+    /// `dir/` the first index name that exists (or a listing); for a clean URL `x`, `x.html`.
     fn resolve(
         &mut self,
         root: &Root,
         key: Key,
         prepare: impl FnOnce(&Facts) -> Prepared,
-    ) -> Lookup {
-        let rel = file_name(key);
-        let fd = match root.open_beneath(&rel) {
-            Ok(fd) => fd,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) => {
-                // Out of fds: give some back by evicting cached files, then try once more.
-                self.evict_some();
-                match root.open_beneath(&rel) {
-                    Ok(fd) => fd,
-                    Err(e) => return Lookup::Status(status_for_errno(&e)),
-                }
+    ) -> (Lookup, Box<[u8]>) {
+        let rel = key.path.strip_prefix(b"/").unwrap_or(key.path);
+        let mut candidates: Vec<Vec<u8>> = Vec::with_capacity(2);
+        if rel.is_empty() || rel.ends_with(b"/") {
+            for n in &self.names.index {
+                candidates.push([rel, n].concat());
             }
-            Err(e) => return Lookup::Status(status_for_errno(&e)),
-        };
-        let st = match fstat(fd.as_raw_fd()) {
-            Ok(st) => st,
-            Err(e) => return Lookup::Status(status_for_errno(&e)),
+        } else {
+            candidates.push(rel.to_vec());
+            if self.names.clean_urls && !rel.ends_with(b".html") {
+                candidates.push([rel, b".html"].concat());
+            }
+        }
+        let mut found = None;
+        for c in candidates {
+            let name = file_name(&c, key.coding);
+            match self.open(root, &name) {
+                // A directory named like an index, a FIFO, a device: not an index; try the next.
+                Ok((_, st)) if key.path.ends_with(b"/") && !is_reg(&st) => continue,
+                Ok(ok) => {
+                    found = Some((ok, name));
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => return (Lookup::Status(status_for_errno(&e)), name.into()),
+            }
+        }
+        let Some(((fd, st), name)) = found else {
+            return self.no_file(root, key, rel, prepare);
         };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => {}
-            libc::S_IFDIR if !key.path.ends_with(b"/") => return Lookup::Directory,
-            // A directory named index.html, a FIFO, a device, a socket: nothing to serve.
-            _ => return Lookup::Status(404),
+            libc::S_IFDIR if !key.path.ends_with(b"/") => return (Lookup::Directory, name.into()),
+            // A FIFO, a device, a socket: nothing to serve.
+            _ => return (Lookup::Status(404), name.into()),
         }
         // Bytes are kept in memory only while the budget has room: once it is full, further files
         // are sent from the page cache with sendfile instead of evicting (and later re-reading)
@@ -166,13 +228,43 @@ impl FileCache {
         let size = st.st_size as u64;
         let keep_bytes =
             size <= self.inline_max && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes;
-        match FileEntry::load(fd, st, key.path, key.coding, keep_bytes, prepare) {
+        let served = [&b"/"[..], &name].concat();
+        let value = match FileEntry::load(fd, st, key.path, &served, key.coding, keep_bytes, prepare)
+        {
             Ok(f) => Lookup::File(Rc::new(f)),
             Err(e) => Lookup::Status(status_for_errno(&e)),
+        };
+        (value, name.into())
+    }
+
+    /// No file answers `key`: 404, or for a directory without an index, its listing if
+    /// `--autoindex` is on (made once per directory version, like any entry).
+    fn no_file(
+        &mut self,
+        root: &Root,
+        key: Key,
+        rel: &[u8],
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> (Lookup, Box<[u8]>) {
+        let dir: &[u8] = if rel.is_empty() { b"." } else { rel };
+        if !self.names.autoindex || !key.path.ends_with(b"/") || key.coding != Coding::Identity {
+            return (Lookup::Status(404), dir.into());
+        }
+        let (fd, st) = match self.open(root, dir) {
+            Ok((fd, st)) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => (fd, st),
+            Ok(_) => return (Lookup::Status(404), dir.into()),
+            Err(e) => return (Lookup::Status(status_for_errno(&e)), dir.into()),
+        };
+        match listing::render(root, &fd, rel, key.path, self.names.show_hidden) {
+            Ok(html) => {
+                let f = FileEntry::generated(html, &st, key.path, LISTING_TYPE, prepare);
+                (Lookup::File(Rc::new(f)), dir.into())
+            }
+            Err(e) => (Lookup::Status(status_for_errno(&e)), dir.into()),
         }
     }
 
-    fn insert(&mut self, key: Key, value: Lookup, now_ms: u64) {
+    fn insert(&mut self, key: Key, file: Box<[u8]>, value: Lookup, now_ms: u64) {
         let bytes = entry_bytes(&value);
         while self.len() >= self.max_entries || self.bytes + bytes > self.max_bytes {
             if self.tail == NIL {
@@ -182,6 +274,7 @@ impl FileCache {
         }
         let node = Node {
             key: key.path.into(),
+            file,
             coding: key.coding,
             value,
             checked_at_ms: now_ms,
@@ -290,24 +383,20 @@ fn entry_bytes(v: &Lookup) -> u64 {
     }
 }
 
-/// The file beneath the root that holds `key`'s representation.
-fn file_name(key: Key) -> Vec<u8> {
-    match key.coding {
-        // A precompressed coding would name its sibling here: `rel_path` plus `.br`, `.gz`...
-        Coding::Identity => rel_path(key.path),
+/// The file beneath the root that holds the representation `coding` of the file `rel`.
+fn file_name(rel: &[u8], coding: Coding) -> Vec<u8> {
+    match coding {
+        // A precompressed coding would name its sibling here: `rel` plus `.br`, `.gz`...
+        Coding::Identity => rel.to_vec(),
     }
 }
 
-/// The path to open beneath the root: no leading slash, `dir/` -> `dir/index.html`, `/` -> `index.html`.
-pub fn rel_path(path: &[u8]) -> Vec<u8> {
-    let p = path.strip_prefix(b"/").unwrap_or(path);
-    let mut rel = Vec::with_capacity(p.len() + 10);
-    rel.extend_from_slice(p);
-    if rel.is_empty() || rel.ends_with(b"/") {
-        rel.extend_from_slice(b"index.html");
-    }
-    rel
+fn is_reg(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
 }
+
+/// The Content-Type of a directory listing.
+const LISTING_TYPE: &str = "text/html; charset=utf-8";
 
 /// The Fx hash (from rustc): paths are short and not attacker-chosen in a way that matters here,
 /// since the table is bounded by --cache-entries; SipHash would cost more than the lookup itself.
@@ -363,10 +452,31 @@ mod tests {
     }
 
     #[test]
-    fn rel_paths() {
-        assert_eq!(rel_path(b"/"), b"index.html");
-        assert_eq!(rel_path(b"/a/"), b"a/index.html");
-        assert_eq!(rel_path(b"/a/b.txt"), b"a/b.txt");
+    fn index_names_and_clean_urls() {
+        let d = tmpdir("names");
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        std::fs::create_dir_all(d.join("b/index.html")).unwrap();
+        std::fs::write(d.join("a/index.htm"), b"htm").unwrap();
+        std::fs::write(d.join("b/default.html"), b"default").unwrap();
+        std::fs::write(d.join("about.html"), b"about").unwrap();
+        let root = Root::open(&d).unwrap();
+        let names = Names {
+            index: vec![b"index.html".to_vec(), b"index.htm".to_vec(), b"default.html".to_vec()],
+            clean_urls: true,
+            ..Names::default()
+        };
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 0).with_names(names);
+        let size = |l: Lookup| match l {
+            Lookup::File(f) => (f.size, f.content_type),
+            _ => (0, ""),
+        };
+        assert_eq!(size(lookup(&mut c, &root, b"/a/", 0)), (3, "text/html; charset=utf-8"));
+        assert_eq!(size(lookup(&mut c, &root, b"/b/", 0)).0, 7, "a directory is no index");
+        assert_eq!(size(lookup(&mut c, &root, b"/about", 0)), (5, "text/html; charset=utf-8"));
+        // Revalidated through the file that answered (valid_ms is 0: every lookup checks).
+        assert_eq!(size(lookup(&mut c, &root, b"/about", 1)).0, 5);
+        assert!(matches!(lookup(&mut c, &root, b"/", 0), Lookup::Status(404)));
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -57,8 +57,11 @@ impl Coding {
 
 /// What `prepare` may depend on: the entry's key and the facts of the file version just opened.
 pub struct Facts<'a> {
-    /// The normalized request path (ending in `/` for a directory's index.html).
+    /// The normalized request path (ending in `/` for a directory's index file).
     pub path: &'a [u8],
+    /// The file that answers it, as a path from the root (`/dir/index.html` for `/dir/`,
+    /// `/about.html` for a clean URL `/about`); the same as `path` for most.
+    pub name: &'a [u8],
     pub coding: Coding,
     pub size: u64,
     /// Last modification, whole seconds.
@@ -76,6 +79,10 @@ pub struct Prepared {
     /// Header lines every 2xx and 304 for the entry carries, CRLF-terminated (kept as
     /// `FileEntry::lines`).
     pub lines: Box<[u8]>,
+    /// Where in `lines` the validators (Last-Modified, ETag, Accept-Ranges) end and the lines
+    /// about the representation itself (configured headers, a Content-Encoding) begin: an error
+    /// page sends only those.
+    pub meta_at: usize,
     /// For a resident entry: the head of its complete response, placed in front of its bytes
     /// (ignored otherwise).
     pub head: Vec<u8>,
@@ -93,6 +100,8 @@ pub struct FileEntry {
     pub content_type: &'static str,
     /// The header lines the response layer made for this entry (`Prepared::lines`).
     pub lines: Box<[u8]>,
+    /// `Prepared::meta_at`: `lines[meta_at..]` are the lines an error page sends.
+    pub meta_at: usize,
     pub body: Body,
     pub(super) version: Version,
 }
@@ -112,6 +121,7 @@ impl FileEntry {
         fd: OwnedFd,
         mut st: libc::stat,
         path: &[u8],
+        name: &[u8],
         coding: Coding,
         keep_bytes: bool,
         prepare: impl FnOnce(&Facts) -> Prepared,
@@ -140,9 +150,10 @@ impl FileEntry {
         }
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
         let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
-        let content_type = content_type(path);
+        let content_type = crate::mime::content_type(name);
         let prepared = prepare(&Facts {
             path,
+            name,
             coding,
             size: st.st_size as u64,
             mtime: st.st_mtime,
@@ -160,9 +171,43 @@ impl FileEntry {
             etag: etag.into(),
             content_type,
             lines: prepared.lines,
+            meta_at: prepared.meta_at,
             body,
             version: Version::of(&st),
         })
+    }
+
+    /// An entry whose bytes were made here rather than read (a directory listing): kept in
+    /// memory, valid for as long as `st` (the directory's) stays the same.
+    pub(super) fn generated(
+        bytes: Vec<u8>,
+        st: &libc::stat,
+        path: &[u8],
+        content_type: &'static str,
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> FileEntry {
+        let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
+        let etag = format!("\"d{:x}-{:x}-{:x}\"", st.st_ino, bytes.len(), mtime_ns).into_bytes();
+        let prepared = prepare(&Facts {
+            path,
+            name: path,
+            coding: Coding::Identity,
+            size: bytes.len() as u64,
+            mtime: st.st_mtime,
+            etag: &etag,
+            content_type,
+            resident: true,
+        });
+        FileEntry {
+            size: bytes.len() as u64,
+            mtime: st.st_mtime,
+            etag: etag.into(),
+            content_type,
+            lines: prepared.lines,
+            meta_at: prepared.meta_at,
+            body: Body::Memory(Resident::new(prepared.head, prepared.date_at, &bytes)),
+            version: Version::of(st),
+        }
     }
 
     /// An entry for tests elsewhere: `bytes` (in memory if `resident`, else from an fd of
@@ -177,8 +222,10 @@ impl FileEntry {
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> FileEntry {
         let content_type = content_type(path);
+        let name = [path, if path.ends_with(b"/") { &b"index.html"[..] } else { b"" }].concat();
         let prepared = prepare(&Facts {
             path,
+            name: &name,
             coding: Coding::Identity,
             size: bytes.len() as u64,
             mtime,
@@ -197,6 +244,7 @@ impl FileEntry {
             etag: etag.into(),
             content_type,
             lines: prepared.lines,
+            meta_at: prepared.meta_at,
             body,
             version: Version {
                 dev: 0,
@@ -209,7 +257,9 @@ impl FileEntry {
     }
 }
 
-/// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).
+/// The Content-Type of a path in tests, by the name of the file it opens (`dir/` opens
+/// `dir/index.html`).
+#[cfg(test)]
 fn content_type(path: &[u8]) -> &'static str {
     if path.ends_with(b"/") {
         crate::mime::content_type(&[path, b"index.html"].concat())

@@ -9,4 +9,5 @@
 pub mod body;
 pub mod cache;
 pub mod entry;
+pub mod listing;
 pub mod open;

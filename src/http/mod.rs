@@ -10,11 +10,13 @@
 //! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
 //! - [`head`]: writing response heads: the status line, a file's lines
 //!   (Last-Modified, ETag, Accept-Ranges, configured ones), entity lines, Connection.
+//! - [`glob`]: the path patterns of per-path header rules (`*`, `**`, `?`).
 //! - [`status`]: reason phrases and canned error bodies.
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
 
 pub mod conditional;
 pub mod date;
+pub mod glob;
 pub mod head;
 pub mod range;
 pub mod request;

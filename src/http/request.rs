@@ -197,7 +197,7 @@ fn skip_leading_empty_lines(buf: &[u8]) -> Result<(usize, &[u8]), HeadError> {
 }
 
 /// tchar (RFC 9110 5.6.2).
-fn is_tchar(b: u8) -> bool {
+pub fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

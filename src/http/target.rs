@@ -183,6 +183,15 @@ fn push_pct(b: u8, out: &mut Vec<u8>) {
 /// URI (controls, space, non-ASCII), which are percent-encoded so that no
 /// caller can smuggle them into a header.
 pub fn write_redirect_location(path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) {
+    write_location_with(path, query, out, true);
+}
+
+/// The same for a redirect to `path` as it is (no slash added): the clean URL of a `.html` file.
+pub fn write_location(path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>) {
+    write_location_with(path, query, out, false);
+}
+
+fn write_location_with(path: &[u8], query: Option<&[u8]>, out: &mut Vec<u8>, add_slash: bool) {
     let mut rest = path;
     while let [b'/', tail @ ..] = rest {
         rest = tail;
@@ -196,7 +205,7 @@ pub fn write_redirect_location(path: &[u8], query: Option<&[u8]>, out: &mut Vec<
             push_pct(b, out);
         }
     }
-    if out.last() != Some(&b'/') {
+    if add_slash && out.last() != Some(&b'/') {
         out.push(b'/');
     }
     if let Some(q) = query {

@@ -1,16 +1,18 @@
 //! Errors and redirects: a status, a short HTML page, and the extra header lines a status needs
 //! (Allow, Location, Content-Range). Every answer other than 2xx and 304 leaves through `error`,
-//! which gets the whole `Ctx`: an error page configured per status (a file under the root, found
-//! through the cache) has its one place here. `write_error` answers heads that never parsed.
+//! which gets the whole `Ctx`: the error page configured per status (`--error-page`, by default
+//! `/404.html` for 404), a file under the root found through the cache, is sent from here with
+//! the original status, or the built-in page when there is none. `write_error` answers heads that never parsed.
 
 use std::collections::VecDeque;
 
-use super::{Ctx, Framing, Reply};
+use super::find::lookup;
+use super::{push_with_body, status_line, Ctx, Framing, Reply};
 use crate::files::body::Chunk;
-use crate::http::head::{finish_head, status_line_into};
+use crate::files::cache::Lookup;
+use crate::http::head::{entity_lines, finish_head, status_line_into};
 use crate::http::request::Version;
 use crate::http::status::error_body;
-use crate::http::target::write_redirect_location;
 use crate::http::token::push_u64;
 
 /// An error or redirect for a parsed request: status, a short HTML page, any extra header lines.
@@ -18,9 +20,21 @@ pub(super) fn error(
     code: u16,
     extra: &[u8],
     fr: Framing,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
+    if let Some(page) = ctx.cfg.error_page(code) {
+        if let Lookup::File(f) = lookup(ctx, page) {
+            // The page with the original status: its own type and configured headers, none of
+            // its validators (a precondition or range on the request was not about this page).
+            let mut h = status_line(code, ctx.date);
+            entity_lines(&mut h, f.content_type, &f.lines[f.meta_at..], f.size);
+            h.extend_from_slice(extra);
+            fr.finish(&mut h);
+            push_with_body(out, h, &f, 0, f.size, fr.head_only);
+            return fr.reply(code, if fr.head_only { 0 } else { f.size });
+        }
+    }
     let body_bytes = write_error(
         code,
         extra,
@@ -60,15 +74,6 @@ pub fn write_error(
         buf.extend_from_slice(body);
     }
     body.len() as u64
-}
-
-/// The `Location` line of the 301 that adds a directory's trailing slash.
-pub(super) fn location_line(path: &[u8], query: Option<&[u8]>) -> Vec<u8> {
-    let mut loc = Vec::with_capacity(path.len() + 32);
-    loc.extend_from_slice(b"Location: ");
-    write_redirect_location(path, query, &mut loc);
-    loc.extend_from_slice(b"\r\n");
-    loc
 }
 
 #[cfg(test)]
@@ -120,12 +125,4 @@ mod tests {
         assert!(wire(&out).ends_with("Content-Length: 125\r\nConnection: close\r\n\r\n"));
     }
 
-    #[test]
-    fn redirect_location() {
-        assert_eq!(location_line(b"/docs", None), b"Location: /docs/\r\n");
-        assert_eq!(
-            location_line(b"/a b", Some(b"x=1")),
-            b"Location: /a%20b/?x=1\r\n"
-        );
-    }
 }

@@ -1,7 +1,7 @@
 //! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
 //!
 //! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
-//! method -> target -> dotfiles -> cache lookup (404/403/301) -> preconditions (412/304,
+//! method -> target -> dotfiles -> lookup (404/403/301, the fallback: `find`) -> preconditions (412/304,
 //! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
 //! hands on; errors and redirects all leave through `error`, so a configured error page has one
 //! place to go. The steps write bytes; none of them keeps state.
@@ -13,6 +13,8 @@
 //! prebuilt buffer whose Date is patched once a second.
 
 mod error;
+mod find;
+pub mod headers;
 mod multipart;
 mod not_modified;
 mod prepare;
@@ -22,8 +24,8 @@ use std::collections::VecDeque;
 
 use crate::config::ServeConfig;
 use crate::files::body::Chunk;
-use crate::files::cache::{FileCache, Key, Lookup};
-use crate::files::entry::{Body, Coding, FileEntry};
+use crate::files::cache::FileCache;
+use crate::files::entry::{Body, FileEntry};
 use crate::files::open::Root;
 use crate::http::conditional::{Precondition, Validators};
 use crate::http::head::{entity_lines, finish_head, status_line_into};
@@ -32,7 +34,8 @@ use crate::http::request::{Method, Request, Version};
 use crate::http::target::{is_hidden, resolve_target};
 
 pub use error::write_error;
-use error::{error, location_line};
+use error::error;
+use find::{find, Found};
 pub(crate) use prepare::prepare;
 
 /// Bodies up to this size are copied behind their header so the response leaves in one plain send;
@@ -94,22 +97,12 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
         return error(404, b"", fr, ctx, out);
     }
-    // Cache lookup: the entry, or 404/403/503, or 301 to add a directory's slash.
-    let key = Key {
-        path: &target.path,
-        coding: Coding::Identity,
-    };
-    let cfg = ctx.cfg;
-    let f = match ctx
-        .cache
-        .lookup(ctx.root, key, ctx.now_ms, |facts| prepare(cfg, facts))
-    {
-        Lookup::File(f) => f,
-        Lookup::Status(code) => return error(code, b"", fr, ctx, out),
-        Lookup::Directory => {
-            let loc = location_line(&target.path, target.query.as_deref());
-            return error(301, &loc, fr, ctx, out);
-        }
+    // Lookup: the entry (or the --fallback file), or 404/403/503, or a 301 (a directory's slash,
+    // a clean URL).
+    let f = match find(ctx, &target) {
+        Found::File(f) => f,
+        Found::Status(code) => return error(code, b"", fr, ctx, out),
+        Found::Redirect(loc) => return error(301, &loc, fr, ctx, out),
     };
     // Preconditions: 412 or 304.
     let v = Validators {

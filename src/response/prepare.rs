@@ -11,20 +11,25 @@
 use crate::config::ServeConfig;
 use crate::files::entry::{Coding, Facts, Prepared};
 use crate::http::date::HTTP_DATE_LEN;
-use crate::http::head::{entity_lines, file_lines, finish_head, header_line, status_line_into};
+use super::headers::resolve_into;
+use crate::http::head::{entity_lines, file_lines, finish_head, status_line_into};
 use crate::http::request::Version;
 
 /// The header lines and, if the bytes are resident, the prebuilt head of a new entry.
 pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
     let mut lines = Vec::with_capacity(128);
     file_lines(&mut lines, facts.mtime, facts.etag);
+    let meta_at = lines.len();
     match facts.coding {
         // A coded representation adds its Content-Encoding here.
         Coding::Identity => {}
     }
-    if let Some(cc) = &cfg.cache_control {
-        header_line(&mut lines, "Cache-Control", cc);
-    }
+    let paths: &[&[u8]] = if facts.name == facts.path {
+        &[facts.path]
+    } else {
+        &[facts.path, facts.name]
+    };
+    resolve_into(&cfg.header_rules, paths, &mut lines);
     let (head, date_at) = if facts.resident {
         // The head `full` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank;
         // room for the bytes behind it, which go in the same buffer.
@@ -38,6 +43,7 @@ pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
     };
     Prepared {
         lines: lines.into(),
+        meta_at,
         head,
         date_at,
     }
@@ -50,6 +56,7 @@ mod tests {
     fn facts(resident: bool) -> Facts<'static> {
         Facts {
             path: b"/a/",
+            name: b"/a/index.html",
             coding: Coding::Identity,
             size: 5,
             mtime: 784111777,
@@ -62,7 +69,10 @@ mod tests {
     fn cfg(cache_control: Option<&str>) -> ServeConfig {
         use clap::Parser;
         let mut cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
-        cfg.cache_control = cache_control.map(str::to_string);
+        cfg.header_rules = cache_control
+            .map(super::super::headers::HeaderRule::cache_control)
+            .into_iter()
+            .collect();
         cfg
     }
 

@@ -38,7 +38,7 @@ use io_uring::types;
 
 use crate::config::{Cli, ServeConfig};
 use crate::files::body::PipePool;
-use crate::files::cache::FileCache;
+use crate::files::cache::{FileCache, Names};
 use crate::files::open::Root;
 use crate::ring::bufring::BufRing;
 use crate::ring::key::{Key, Op};
@@ -143,7 +143,13 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_bytes,
         cfg.inline_max,
         cfg.cache_valid_ms,
-    );
+    )
+    .with_names(Names {
+        index: cfg.index.clone(),
+        clean_urls: cfg.clean_urls,
+        autoindex: cfg.autoindex,
+        show_hidden: cfg.serve_dotfiles,
+    });
     let clock = Clock::new();
     let boundary = format!(
         "{:016x}{:04x}",
