@@ -340,12 +340,7 @@ fn config_file_args(text: &str) -> Result<Vec<String>, String> {
             match value {
                 "" | "on" | "yes" | "true" => out.push(format!("--{name}")),
                 "off" | "no" | "false" => {}
-                v => {
-                    return Err(format!(
-                        "line {}: {name} takes on or off, not `{v}`",
-                        n + 1
-                    ))
-                }
+                v => return Err(format!("line {}: {name} takes on or off, not `{v}`", n + 1)),
             }
             continue;
         }
@@ -466,7 +461,9 @@ fn parse_error_page(s: &str) -> Result<ErrorPage, String> {
 fn parse_site_path(s: &str) -> Result<String, String> {
     let p = parse_site_prefix(s)?;
     if p.ends_with('/') {
-        return Err(format!("`{s}` names a directory; name a file (e.g. /index.html)"));
+        return Err(format!(
+            "`{s}` names a directory; name a file (e.g. /index.html)"
+        ));
     }
     Ok(p)
 }

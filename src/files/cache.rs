@@ -229,11 +229,11 @@ impl FileCache {
         let keep_bytes =
             size <= self.inline_max && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes;
         let served = [&b"/"[..], &name].concat();
-        let value = match FileEntry::load(fd, st, key.path, &served, key.coding, keep_bytes, prepare)
-        {
-            Ok(f) => Lookup::File(Rc::new(f)),
-            Err(e) => Lookup::Status(status_for_errno(&e)),
-        };
+        let value =
+            match FileEntry::load(fd, st, key.path, &served, key.coding, keep_bytes, prepare) {
+                Ok(f) => Lookup::File(Rc::new(f)),
+                Err(e) => Lookup::Status(status_for_errno(&e)),
+            };
         (value, name.into())
     }
 
@@ -461,7 +461,11 @@ mod tests {
         std::fs::write(d.join("about.html"), b"about").unwrap();
         let root = Root::open(&d).unwrap();
         let names = Names {
-            index: vec![b"index.html".to_vec(), b"index.htm".to_vec(), b"default.html".to_vec()],
+            index: vec![
+                b"index.html".to_vec(),
+                b"index.htm".to_vec(),
+                b"default.html".to_vec(),
+            ],
             clean_urls: true,
             ..Names::default()
         };
@@ -470,12 +474,25 @@ mod tests {
             Lookup::File(f) => (f.size, f.content_type),
             _ => (0, ""),
         };
-        assert_eq!(size(lookup(&mut c, &root, b"/a/", 0)), (3, "text/html; charset=utf-8"));
-        assert_eq!(size(lookup(&mut c, &root, b"/b/", 0)).0, 7, "a directory is no index");
-        assert_eq!(size(lookup(&mut c, &root, b"/about", 0)), (5, "text/html; charset=utf-8"));
+        assert_eq!(
+            size(lookup(&mut c, &root, b"/a/", 0)),
+            (3, "text/html; charset=utf-8")
+        );
+        assert_eq!(
+            size(lookup(&mut c, &root, b"/b/", 0)).0,
+            7,
+            "a directory is no index"
+        );
+        assert_eq!(
+            size(lookup(&mut c, &root, b"/about", 0)),
+            (5, "text/html; charset=utf-8")
+        );
         // Revalidated through the file that answered (valid_ms is 0: every lookup checks).
         assert_eq!(size(lookup(&mut c, &root, b"/about", 1)).0, 5);
-        assert!(matches!(lookup(&mut c, &root, b"/", 0), Lookup::Status(404)));
+        assert!(matches!(
+            lookup(&mut c, &root, b"/", 0),
+            Lookup::Status(404)
+        ));
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -222,7 +222,15 @@ impl FileEntry {
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> FileEntry {
         let content_type = content_type(path);
-        let name = [path, if path.ends_with(b"/") { &b"index.html"[..] } else { b"" }].concat();
+        let name = [
+            path,
+            if path.ends_with(b"/") {
+                &b"index.html"[..]
+            } else {
+                b""
+            },
+        ]
+        .concat();
         let prepared = prepare(&Facts {
             path,
             name: &name,

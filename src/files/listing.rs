@@ -32,7 +32,9 @@ pub fn render(
     names.sort_unstable();
     let mut html = Vec::with_capacity(512 + names.len().min(MAX_ENTRIES) * 160);
     let title = escape(url_path);
-    html.extend_from_slice(b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+    html.extend_from_slice(
+        b"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ",
+    );
     html.extend_from_slice(&title);
     html.extend_from_slice(b"</title></head>\n<body><h1>Index of ");
     html.extend_from_slice(&title);

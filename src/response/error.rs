@@ -124,5 +124,4 @@ mod tests {
         write_error(400, b"", false, Version::Http11, true, DATE, &mut out);
         assert!(wire(&out).ends_with("Content-Length: 125\r\nConnection: close\r\n\r\n"));
     }
-
 }

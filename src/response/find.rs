@@ -69,7 +69,8 @@ fn clean_path(path: &[u8]) -> Option<Vec<u8>> {
         Some(dir) if dir.ends_with(b"/") => dir,
         _ => stem,
     };
-    (!stem.is_empty() && (!stem.ends_with(b"/") || stem.len() < path.len() - 5)).then(|| stem.to_vec())
+    (!stem.is_empty() && (!stem.ends_with(b"/") || stem.len() < path.len() - 5))
+        .then(|| stem.to_vec())
 }
 
 /// A `Location` line to `path` (plus the request's query), with a trailing slash added if asked.
@@ -113,7 +114,10 @@ mod tests {
             location(b"/a b", &t(Some(b"x=1")), true),
             b"Location: /a%20b/?x=1\r\n"
         );
-        assert_eq!(location(b"/about", &t(Some(b"v")), false), b"Location: /about?v\r\n");
+        assert_eq!(
+            location(b"/about", &t(Some(b"v")), false),
+            b"Location: /about?v\r\n"
+        );
         assert_eq!(location(b"//evil", &t(None), false), b"Location: /evil\r\n");
     }
 }

@@ -114,7 +114,10 @@ mod tests {
     use super::*;
 
     fn rules(specs: &[&str]) -> Vec<HeaderRule> {
-        specs.iter().map(|s| HeaderRule::parse(s).unwrap()).collect()
+        specs
+            .iter()
+            .map(|s| HeaderRule::parse(s).unwrap())
+            .collect()
     }
 
     fn lines(rules: &[HeaderRule], paths: &[&str]) -> String {
@@ -129,9 +132,15 @@ mod tests {
         let r = HeaderRule::parse("/assets/*  Cache-Control:  public, max-age=31536000 ").unwrap();
         assert_eq!(r.name, "Cache-Control");
         assert_eq!(r.value, "public, max-age=31536000");
-        assert!(HeaderRule::parse("/x").unwrap_err().contains("PATTERN NAME: VALUE"));
-        assert!(HeaderRule::parse("/x Foo bar").unwrap_err().contains("no `:`"));
-        assert!(HeaderRule::parse("/x Bad Name: v").unwrap_err().contains("Bad Name"));
+        assert!(HeaderRule::parse("/x")
+            .unwrap_err()
+            .contains("PATTERN NAME: VALUE"));
+        assert!(HeaderRule::parse("/x Foo bar")
+            .unwrap_err()
+            .contains("no `:`"));
+        assert!(HeaderRule::parse("/x Bad Name: v")
+            .unwrap_err()
+            .contains("Bad Name"));
         assert!(HeaderRule::parse("/x X-A:").unwrap_err().contains("empty"));
         assert!(HeaderRule::parse("/x X-A: a\u{1}b")
             .unwrap_err()

@@ -33,8 +33,8 @@ use crate::http::range::RangeDecision;
 use crate::http::request::{Method, Request, Version};
 use crate::http::target::{is_hidden, resolve_target};
 
-pub use error::write_error;
 use error::error;
+pub use error::write_error;
 use find::{find, Found};
 pub(crate) use prepare::prepare;
 

@@ -8,10 +8,10 @@
 //! representation (`facts.coding`). Made here, it is in the entry's lines and prebuilt head, and
 //! a hit pays nothing for it.
 
+use super::headers::resolve_into;
 use crate::config::ServeConfig;
 use crate::files::entry::{Coding, Facts, Prepared};
 use crate::http::date::HTTP_DATE_LEN;
-use super::headers::resolve_into;
 use crate::http::head::{entity_lines, file_lines, finish_head, status_line_into};
 use crate::http::request::Version;
 
