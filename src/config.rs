@@ -9,6 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::response::headers::HeaderRule;
+use crate::siteopts::{parse_error_page, parse_index, parse_site_path, parse_site_prefix};
+pub use crate::siteopts::{ErrorPage, IndexNames};
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
@@ -418,69 +420,6 @@ fn parse_header_value(s: &str) -> Result<String, String> {
     Ok(s.trim().to_string())
 }
 
-/// `--index` names: plain file names, comma-separated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexNames(pub Vec<String>);
-
-fn parse_index(s: &str) -> Result<IndexNames, String> {
-    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
-    for n in &names {
-        if n.is_empty() || n == "." || n == ".." || n.contains(['/', '\0']) {
-            return Err(format!(
-                "`{n}` is not a file name (a comma-separated list such as index.html,index.htm)"
-            ));
-        }
-    }
-    Ok(IndexNames(names))
-}
-
-/// `--error-page CODE=PATH|off`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorPage {
-    pub code: u16,
-    /// The page's normalized path, or None for `off`.
-    pub path: Option<Vec<u8>>,
-}
-
-fn parse_error_page(s: &str) -> Result<ErrorPage, String> {
-    let (code, path) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not CODE=PATH or CODE=off (example: 404=/404.html)"))?;
-    let code: u16 = match code.trim().parse() {
-        Ok(c @ 400..=599) => c,
-        _ => return Err(format!("`{code}` is not an error status (400 to 599)")),
-    };
-    let path = match path.trim() {
-        "off" => None,
-        p => Some(parse_site_path(p)?.into_bytes()),
-    };
-    Ok(ErrorPage { code, path })
-}
-
-/// A file's path under the root as a URL path: `/` first, no `..`, not a directory.
-fn parse_site_path(s: &str) -> Result<String, String> {
-    let p = parse_site_prefix(s)?;
-    if p.ends_with('/') {
-        return Err(format!(
-            "`{s}` names a directory; name a file (e.g. /index.html)"
-        ));
-    }
-    Ok(p)
-}
-
-/// A URL path prefix: `/` first, normalized (no `..`, no `//`).
-fn parse_site_prefix(s: &str) -> Result<String, String> {
-    let bad = || format!("`{s}` is not a path starting with / (example: /index.html)");
-    if !s.starts_with('/') {
-        return Err(bad());
-    }
-    let t = crate::http::target::resolve_target(s.as_bytes()).map_err(|_| bad())?;
-    if t.query.is_some() || t.path != s.as_bytes() {
-        return Err(bad());
-    }
-    String::from_utf8(t.path).map_err(|_| bad())
-}
-
 fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
     let err = || format!("bad internal worker spec `{s}`");
     let mut parts = s.splitn(4, ':');
@@ -582,24 +521,6 @@ impl From<&Cli> for ServeConfig {
             send_timeout_ms: ms(c.send_timeout),
             shutdown_timeout_ms: ms(c.shutdown_timeout),
         }
-    }
-}
-
-impl ServeConfig {
-    /// The page for error `code`: the last `--error-page` for it, else `/404.html` for 404.
-    pub fn error_page(&self, code: u16) -> Option<&[u8]> {
-        match self.error_pages.iter().rev().find(|p| p.code == code) {
-            Some(p) => p.path.as_deref(),
-            None if code == 404 => Some(b"/404.html"),
-            None => None,
-        }
-    }
-
-    /// Whether a missing `path` gets the `--fallback` file, and which.
-    pub fn fallback_for(&self, path: &[u8]) -> Option<&[u8]> {
-        let f = self.fallback.as_deref()?;
-        let excluded = self.fallback_exclude.iter().any(|p| path.starts_with(p));
-        (!excluded).then_some(f)
     }
 }
 

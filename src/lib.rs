@@ -6,6 +6,7 @@
 //! **Start-up and the master process** (one thread, no request work)
 //! - `config`     the command line and config file: typed, validated settings with defaults;
 //!   `ServeConfig` is what a worker's request path reads
+//! - `siteopts`   the values of --index, --error-page, --fallback(-exclude): parsers and lookups
 //! - `control`    `-t` (check the configuration) and `-s reload|reopen|quit|stop`
 //! - `master`     checks the setup, then a loop that turns signals and due times into actions
 //!   - `master::supervise` the worker processes: start, reap (what an exit means), restart backoff
@@ -93,6 +94,7 @@ pub mod ring;
 pub mod scoreboard;
 pub mod session;
 pub mod sigset;
+pub mod siteopts;
 pub mod worker;
 
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.
