@@ -147,7 +147,7 @@ impl FileCache {
             // Stale: a file whose version is unchanged is kept; anything else is looked up anew.
             if let Lookup::File(f) = &node.value {
                 if let Ok(st) = root.stat(&node.file) {
-                    if Version::of(&st) == f.version {
+                    if Version::of(&st) == f.version && !self.preferred_exists(root, key, idx) {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
                         self.touch(idx);
@@ -187,20 +187,8 @@ impl FileCache {
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> (Lookup, Box<[u8]>) {
         let rel = key.path.strip_prefix(b"/").unwrap_or(key.path);
-        let mut candidates: Vec<Vec<u8>> = Vec::with_capacity(2);
-        if rel.is_empty() || rel.ends_with(b"/") {
-            for n in &self.names.index {
-                candidates.push([rel, n].concat());
-            }
-        } else {
-            candidates.push(rel.to_vec());
-            if self.names.clean_urls && !rel.ends_with(b".html") {
-                candidates.push([rel, b".html"].concat());
-            }
-        }
         let mut found = None;
-        for c in candidates {
-            let name = file_name(&c, key.coding);
+        for name in self.candidates(key) {
             match self.open(root, &name) {
                 // A directory named like an index, a FIFO, a device: not an index; try the next.
                 Ok((_, st)) if key.path.ends_with(b"/") && !is_reg(&st) => continue,
@@ -235,6 +223,38 @@ impl FileCache {
                 Err(e) => Lookup::Status(status_for_errno(&e)),
             };
         (value, name.into())
+    }
+
+    /// The files that may answer `key`, in order of preference: `dir/` -> each index name;
+    /// `x` -> `x`, then `x.html` with clean URLs.
+    fn candidates(&self, key: Key) -> Vec<Vec<u8>> {
+        let rel = key.path.strip_prefix(b"/").unwrap_or(key.path);
+        let mut names: Vec<Vec<u8>> = Vec::with_capacity(2);
+        if rel.is_empty() || rel.ends_with(b"/") {
+            for n in &self.names.index {
+                names.push(file_name(&[rel, n].concat(), key.coding));
+            }
+        } else {
+            names.push(file_name(rel, key.coding));
+            if self.names.clean_urls && !rel.ends_with(b".html") {
+                names.push(file_name(&[rel, b".html"].concat(), key.coding));
+            }
+        }
+        names
+    }
+
+    /// Whether a file preferred to the one that answered `key` (an earlier index name, `x`
+    /// rather than `x.html`) exists now: then the entry is looked up anew. Asked only when an
+    /// entry is revalidated, and then only of an entry that was not answered by its first choice.
+    fn preferred_exists(&self, root: &Root, key: Key, idx: u32) -> bool {
+        let file = &self.nodes[idx as usize].file;
+        self.candidates(key)
+            .iter()
+            .take_while(|c| c.as_slice() != &file[..])
+            .any(|c| {
+                root.stat(c)
+                    .is_ok_and(|st| is_reg(&st) || !key.path.ends_with(b"/"))
+            })
     }
 
     /// No file answers `key`: 404, or for a directory without an index, its listing if
@@ -487,8 +507,13 @@ mod tests {
             size(lookup(&mut c, &root, b"/about", 0)),
             (5, "text/html; charset=utf-8")
         );
-        // Revalidated through the file that answered (valid_ms is 0: every lookup checks).
+        // Revalidated through the file that answered (valid_ms is 0: every lookup checks), and
+        // a preferred file that appears since is seen.
         assert_eq!(size(lookup(&mut c, &root, b"/about", 1)).0, 5);
+        std::fs::write(d.join("about"), b"plain about").unwrap();
+        assert_eq!(size(lookup(&mut c, &root, b"/about", 2)).0, 11);
+        std::fs::write(d.join("a/index.html"), b"html!").unwrap();
+        assert_eq!(size(lookup(&mut c, &root, b"/a/", 2)).0, 5);
         assert!(matches!(
             lookup(&mut c, &root, b"/", 0),
             Lookup::Status(404)
