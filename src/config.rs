@@ -498,7 +498,7 @@ impl From<&Cli> for ServeConfig {
                 .iter()
                 .filter(|v| !v.is_empty())
                 .map(|v| HeaderRule::cache_control(v))
-                .chain(c.header.iter().cloned())
+                .chain(c.header.iter().filter(|r| r.refusal().is_none()).cloned())
                 .collect(),
             serve_dotfiles: c.serve_dotfiles,
             clean_urls: c.clean_urls,
@@ -521,6 +521,16 @@ impl From<&Cli> for ServeConfig {
             send_timeout_ms: ms(c.send_timeout),
             shutdown_timeout_ms: ms(c.shutdown_timeout),
         }
+    }
+}
+
+/// What `-t`, a start and a reload check beyond parsing: the root (`check_root`), and that no
+/// `--header` rule sets a header the server writes. Errors are one line.
+pub fn check(cli: &Cli) -> Result<(), String> {
+    check_root(&cli.root())?;
+    match cli.header.iter().find_map(HeaderRule::refusal) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

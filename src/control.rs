@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::config::{check_root, ControlSignal, Loaded};
+use crate::config::{check, ControlSignal, Loaded};
 use crate::sigset::RELOAD_MARK;
 
 const RELOAD_WAIT: Duration = Duration::from_secs(90);
@@ -15,7 +15,7 @@ const RELOAD_WAIT: Duration = Duration::from_secs(90);
 /// `ringstatic -t`: exit status 0 when the configuration would start.
 pub fn test_config(l: &Loaded) -> i32 {
     let root = l.cli.root();
-    if let Err(e) = check_root(&root) {
+    if let Err(e) = check(&l.cli) {
         eprintln!("ringstatic: configuration invalid: {e}");
         return 1;
     }

@@ -298,6 +298,25 @@ fn hup_with_broken_config_keeps_old() {
     );
     cc("max-age=100", "after a failed reload (config file missing)");
 
+    // A header rule for a header the server writes: refused like a bad root, old settings kept.
+    std::fs::write(
+        &conf,
+        "cache-control max-age=200\nheader /** Content-Length: 1\n",
+    )
+    .unwrap();
+    let (code, _, err) = ctl("reload", &pf);
+    assert_eq!(code, Some(1), "`-s reload` with an owned header: {:?}", err);
+    assert!(
+        wait_log(
+            &srv,
+            "header Content-Length is set by the server",
+            Duration::from_secs(10)
+        ),
+        "the failure does not name the header:\n{}",
+        srv.log()
+    );
+    cc("max-age=100", "after a failed reload (owned header)");
+
     // Fixed with a new value: the reload succeeds and the new value is served.
     std::fs::write(&conf, "cache-control max-age=300\n").unwrap();
     let (code, _, err) = ctl("reload", &pf);

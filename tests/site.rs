@@ -124,9 +124,10 @@ fn headers_the_server_owns_are_refused() {
             err.contains(name) && err.contains("set by the server"),
             "{bad}: {err}"
         );
-        // At start: refused before anything listens (a usage error, like any bad flag value).
+        // At start: the same line, exit 1, before anything listens.
         let (st, out, err) = run_binary(&["--listen", "127.0.0.1:0", "--header", bad, root], T);
-        assert!(!st.success(), "{bad}: started: {out}");
+        assert_eq!(st.code(), Some(1), "{bad}: stdout {out} stderr {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
         assert!(!out.contains("listening on") && err.contains(name), "{err}");
     }
     for (bad, says) in [

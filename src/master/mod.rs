@@ -29,7 +29,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::{check_root, Loaded};
+use crate::config::{check, Loaded};
 use crate::inherit::{self, Bound, Listeners};
 use crate::pidfile::PidFile;
 use reload::Reload;
@@ -84,7 +84,7 @@ pub fn run(args: Vec<OsString>, loaded: Loaded) -> i32 {
 fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     let signals = Signals::block()?;
     let root = loaded.cli.root();
-    check_root(&root)?;
+    check(&loaded.cli)?;
     if let Some(p) = &loaded.cli.error_log {
         reopen_error_log(p)?;
     }

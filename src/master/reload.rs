@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::setup::{allowed_cpus, worker_count};
 use super::supervise::Which;
 use super::Master;
-use crate::config::{check_root, Loaded};
+use crate::config::{check, Loaded};
 use crate::inherit::Bound;
 use crate::sigset::RELOAD_MARK;
 
@@ -86,7 +86,7 @@ impl Master {
             Ok(l) => l,
             Err(e) => return fail(self, e.to_string().trim().replace('\n', " "), replier),
         };
-        if let Err(e) = check_root(&next.cli.root()) {
+        if let Err(e) = check(&next.cli) {
             return fail(self, e, replier);
         }
         eprintln!("ringstatic: reloading");

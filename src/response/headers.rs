@@ -4,8 +4,8 @@
 //! Every rule whose pattern matches applies, in the order given; a later rule replaces an earlier
 //! one's header of the same name (names compare without case). `--cache-control VALUE` is the
 //! first rule, `/** Cache-Control: VALUE`, so any `--header` can override it. Headers the server
-//! writes itself (framing, validators, the representation's metadata) are refused at parse time:
-//! a rule could only make them wrong.
+//! writes itself (framing, validators, the representation's metadata) are refused where the
+//! configuration is checked (`refusal`): a rule could only make them wrong.
 
 use crate::http::glob::Glob;
 use crate::http::request::is_tchar;
@@ -57,11 +57,6 @@ impl HeaderRule {
         if name.is_empty() || !name.bytes().all(is_tchar) {
             return Err(format!("`{name}` is not a header name"));
         }
-        if OWNED.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "header {name} is set by the server and cannot be configured"
-            ));
-        }
         let value = value.trim();
         if value.is_empty() {
             return Err(format!("header {name} has an empty value"));
@@ -76,6 +71,19 @@ impl HeaderRule {
             name: name.to_string(),
             value: value.to_string(),
         })
+    }
+
+    /// Why the rule may not be used: its header is one the server writes (`OWNED`). Checked
+    /// with the root (`config::check`), so `-t`, a start and a reload refuse it in one line.
+    pub fn refusal(&self) -> Option<String> {
+        OWNED
+            .contains(&self.name.to_ascii_lowercase().as_str())
+            .then(|| {
+                format!(
+                    "header {} is set by the server and cannot be configured (--header)",
+                    self.name
+                )
+            })
     }
 
     /// The rule `--cache-control VALUE` stands for.
@@ -146,9 +154,11 @@ mod tests {
             .unwrap_err()
             .contains("control"));
         for owned in ["Content-Length", "date", "ETAG", "Content-Encoding", "Vary"] {
-            let e = HeaderRule::parse(&format!("/** {owned}: 1")).unwrap_err();
+            let r = HeaderRule::parse(&format!("/** {owned}: 1")).unwrap();
+            let e = r.refusal().unwrap();
             assert!(e.contains(owned) && e.contains("set by the server"), "{e}");
         }
+        assert_eq!(HeaderRule::parse("/** X-A: 1").unwrap().refusal(), None);
     }
 
     #[test]
