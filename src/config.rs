@@ -75,7 +75,8 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
     pub cache_valid: Duration,
 
-    /// Value of the Cache-Control header sent with files (absent unless set).
+    /// Value of the Cache-Control header sent with files (absent unless set); the same as a first
+    /// `--header '/** Cache-Control: VALUE'`.
     #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
     pub cache_control: Option<String>,
 
