@@ -258,11 +258,27 @@ fn the_404_page() {
     );
     // Other statuses: 405 keeps its Allow line.
     drop(s);
-    let s = Server::start(d.path(), &["--error-page", "405=/errors/gone.html"]);
+    let outside = TempDir::new("site-404-out");
+    outside.write("secret", b"secret");
+    symlink(outside.join("secret"), d.join("out")).unwrap();
+    let s = Server::start(
+        d.path(),
+        &[
+            "--error-page",
+            "405=/errors/gone.html",
+            "--error-page",
+            "403=/errors/gone.html",
+        ],
+    );
     let r = request_close(s.addr, &build_req("DELETE", "/a.txt", &[], true));
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     assert_eq!(r.body, b"<h1>configured</h1>");
+    let r = get(s.addr, "/out");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (403, &b"<h1>configured</h1>"[..])
+    );
     drop(s);
     // A configured page that does not exist: the built-in one.
     let s = Server::start(d.path(), &["--error-page", "404=/missing.html"]);
