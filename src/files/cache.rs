@@ -8,6 +8,11 @@
 //! contents held in memory; the least recently used entry goes first. A file's fd lives in an `Rc`:
 //! a transfer in flight holds its own reference, so eviction never closes an fd under a sendfile.
 //!
+//! Which file answers a path is decided here on a miss and kept with the entry: `dir/` is its
+//! first `--index` name that exists (or, with `--autoindex`, the directory's `listing`), `x` is
+//! `x` or, with `--clean-urls`, `x.html`. The entry is revalidated through that file, and looked
+//! up anew if a file it would prefer has appeared.
+//!
 //! The cache holds file facts and bytes (`entry`), and knows no header: what every response for an
 //! entry shares is made by the response layer's `prepare`, handed to `lookup` and called only
 //! when an entry is created.
@@ -128,7 +133,7 @@ impl FileCache {
         self
     }
 
-    /// Looks up a normalized path (starts with `/`; a trailing `/` means its index.html) in the
+    /// Looks up a normalized path (starts with `/`; a trailing `/` means its index file) in the
     /// representation `key.coding`. `prepare` is called only if a new entry is made.
     pub fn lookup(
         &mut self,
