@@ -634,6 +634,21 @@ mod tests {
         let cli = Cli::try_parse_from(["ringstatic"]).unwrap();
         assert!(cli.defer_accept, "on by default");
         assert!(Cli::try_parse_from(["ringstatic", "--defer-accept", "yes"]).is_err());
+        let a = config_file_args(
+            "clean-urls\nautoindex off\nheader /assets/* Cache-Control: max-age=60, public\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a,
+            [
+                "--clean-urls",
+                "--header",
+                "/assets/* Cache-Control: max-age=60, public"
+            ]
+        );
+        assert!(config_file_args("autoindex maybe")
+            .unwrap_err()
+            .contains("autoindex takes on or off"));
         assert!(config_file_args("bogus 1").unwrap_err().contains("line 1"));
         assert!(config_file_args("root").is_err());
         assert!(
