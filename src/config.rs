@@ -82,7 +82,7 @@ pub struct Cli {
     #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
     pub precompressed: CodingSet,
 
-    /// Compress files of compressible types from 1 KiB to 1 MiB that have no usable sibling, once
+    /// Compress files of compressible types from 1 KiB to 512 KiB that have no usable sibling, once
     /// per file version in each worker's cache; a comma-separated list of br, zstd, gzip, or `off`.
     #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
     pub compress: CodingSet,

@@ -490,7 +490,7 @@ fn what_is_never_coded() {
 #[test]
 fn large_files_are_coded_only_from_a_sibling() {
     let d = TempDir::new("enc-large");
-    let data = js_text((1 << 20) + 4096);
+    let data = js_text((512 << 10) + 4096);
     d.write("huge.js", &data);
     d.write("huge2.js", &data);
     d.write("huge2.js.zst", &encode("zstd", &data));
@@ -500,7 +500,7 @@ fn large_files_are_coded_only_from_a_sibling() {
     assert_eq!(
         coding_of(&r),
         "identity",
-        "over 1 MiB: not compressed on the fly"
+        "over 512 KiB: not compressed on the fly"
     );
     assert_bytes_eq(&r.body, &data, "huge");
     let r = fetch(s.addr, "/huge2.js", &all);

@@ -9,10 +9,12 @@
 //! gzip_static would send it). `ringstatic compress` gives siblings the original's mtime.
 //!
 //! Compressing runs on the worker's loop, so its cost is bounded by what it is given: files from
-//! `COMPRESS_MIN` to `COMPRESS_MAX` bytes, at `codec::Level::Fast`. The worst case, a 1 MiB
-//! JavaScript file into brotli 4, was measured at about 11 ms on a 2-CPU VM (gzip 6: 9 ms,
-//! zstd 3: 2 ms); one request compresses at most one coding, and every later request for that
-//! version is a cache hit. Larger files are sent as they are unless a sibling exists.
+//! `COMPRESS_MIN` to `COMPRESS_MAX` bytes, at `codec::Level::Fast`. Measured on a 2-CPU VM (best
+//! of 5, release build): real JavaScript of 1 MiB takes brotli 4 21 ms, gzip 6 14 ms, zstd 3
+//! 3.5 ms; of 512 KiB, brotli 4 7.9 ms, gzip 6 ~7 ms, zstd 3 1.9 ms (twice that while the machine
+//! was busy). So the limit is 512 KiB: the largest stall one request can cause is about 8 ms,
+//! and one request compresses at most one coding; every later request for that file version
+//! is a cache hit. Larger files are sent as they are unless a sibling exists.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -25,7 +27,7 @@ use super::open::{fstat, read_all, Root};
 pub const COMPRESS_MIN: u64 = 1024;
 
 /// Larger files are compressed only ahead of time (a sibling): this bounds the worker's stall.
-pub const COMPRESS_MAX: u64 = 1 << 20;
+pub const COMPRESS_MAX: u64 = 512 << 10;
 
 /// Which sources a coding may come from (`--precompressed`, `--compress`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
