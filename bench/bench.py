@@ -2,7 +2,7 @@
 """ringstatic bench: ringstatic beside nginx (and optionally h2o, lighttpd) under wrk.
 
 Run it through bench/run.sh, which installs the tools and builds ringstatic first.
-Python standard library only, plus Debian's python3-brotli for the `site` scenario's check of
+Python standard library only, plus the `brotli` tool for the `site` scenario's check of
 brotli bodies. Linux only (/proc, taskset).
 
 The steps, in the order this file runs them:
@@ -801,11 +801,13 @@ def decode_body(coding, body):
     if coding in ("gzip", "x-gzip"):
         return gzip.decompress(body)
     if coding == "br":
-        try:
-            import brotli  # Debian's python3-brotli, installed by run.sh
-        except ImportError:
+        # the brotli tool (Debian's `brotli`, installed by run.sh): the standard library has no
+        # brotli, and a Python module would have to match whichever python3 runs this
+        if not shutil.which("brotli"):
             return None
-        return brotli.decompress(body)
+        r = subprocess.run(["brotli", "--decompress", "--stdout"], input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        return r.stdout if r.returncode == 0 else b""
     return None
 
 
@@ -831,7 +833,7 @@ def check_file(port, urlpath, expected, close=False, headers=()):
                 return f"GET {urlpath}: Content-Length {cl}, but {len(body)} bytes of {coding} came"
             plain = decode_body(coding, body)
             if plain is None:
-                return f"GET {urlpath}: cannot check a {coding} body here (for br: apt-get install python3-brotli)"
+                return f"GET {urlpath}: cannot check a {coding} body here (for br: apt-get install brotli)"
             if len(plain) != size or hashlib.sha256(plain).hexdigest() != sha:
                 return f"GET {urlpath}: {coding} body decodes to {len(plain)} bytes that differ from the file"
             return None
@@ -920,6 +922,20 @@ def run_wrk(ctx, server, scenario, duration, threads):
     return argv, out
 
 
+def settle(server, limit=15.0):
+    """Waits until `server` uses no more CPU (two reads 0.3 s apart agree), at most `limit` s.
+    A server slower than wrk (nginx-gzip in `site`) is still answering requests when wrk stops;
+    the next server measured on the same CPUs must not share them with that backlog."""
+    deadline = time.monotonic() + limit
+    last = cpu_ticks(server.pids())
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = cpu_ticks(server.pids())
+        if now == last:
+            return
+        last = now
+
+
 def measure(ctx, server, scenario, duration, threads):
     """One wrk run with the server's CPU time read right before and right after."""
     pids = server.pids()
@@ -998,6 +1014,7 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                         run_wrk(ctx, s, sc, warmup, threads)
                     except ServerError as e:
                         ctx.warn(f"[{sc}] {s.label} warm-up: {e}")
+                    settle(s)
             noisy = set()
             for rnd in range(1, rounds + 1):
                 for s in live:
@@ -1009,6 +1026,8 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                     except (ServerError, ValueError) as e:
                         ctx.warn(f"[{sc}] {s.label} round {rnd}: {e}")
                         continue
+                    finally:
+                        settle(s)
                     # The servers not being measured sit idle on the same CPUs; one that burns
                     # CPU anyway takes it from the one being measured, and every figure of this
                     # scenario is then suspect. Idle servers use next to nothing (timers only).

@@ -7,12 +7,13 @@
 //! When the client excludes identity and no coded variant exists, the identity representation is
 //! sent anyway, as RFC 9110 12.5.3 allows ("the origin server SHOULD send a response without any
 //! content coding" rather than refuse): a client that names only codings we cannot produce still
-//! gets the file. A request without the header, or for a type that is never coded, costs one
-//! branch here.
+//! gets the file. A request without the header, or for a type that is never coded, costs a
+//! branch or two here; one with it, for a compressible file, a scan of the header and one more
+//! hash lookup (the variant's entry), no allocation.
 
 use std::rc::Rc;
 
-use super::prepare::{has_variants, prepare};
+use super::prepare::prepare;
 use super::Ctx;
 use crate::config::ServeConfig;
 use crate::files::cache::{Key, Lookup};
@@ -29,10 +30,14 @@ pub(super) fn select(
     path: &[u8],
     identity: Rc<FileEntry>,
 ) -> Rc<FileEntry> {
-    if req.accept_encoding.is_none() || !has_variants(ctx.cfg, identity.content_type) {
+    let cfg = ctx.cfg;
+    // `compressible` was worked out once for the entry: no string is compared per request.
+    if req.accept_encoding.is_none()
+        || !identity.compressible
+        || (cfg.precompressed.is_empty() && cfg.compress.is_empty())
+    {
         return identity;
     }
-    let cfg = ctx.cfg;
     let (order, n) = order(accept_encoding::parse(req.accept_encoding), cfg);
     for &coding in &order[..n] {
         if coding == Coding::Identity {

@@ -48,7 +48,7 @@ pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
 }
 
 /// Whether a file of this type may be sent in a content coding under `cfg`.
-pub(crate) fn has_variants(cfg: &ServeConfig, content_type: &str) -> bool {
+fn has_variants(cfg: &ServeConfig, content_type: &str) -> bool {
     !(cfg.precompressed.is_empty() && cfg.compress.is_empty())
         && crate::mime::is_compressible(content_type)
 }
