@@ -17,7 +17,9 @@ use crate::files::entry::Coding;
     version,
     about,
     max_term_width = 100,
-    args_override_self = true
+    args_override_self = true,
+    after_help = "A site's build step: `ringstatic compress [--quiet] ROOT` writes the precompressed \
+                  siblings (X.br, X.zst, X.gz) of every compressible file under ROOT."
 )]
 pub struct Cli {
     /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
@@ -672,6 +674,10 @@ mod tests {
         let e = parse_codings("br,deflate").unwrap_err();
         assert!(e.contains("`deflate`"), "{e}");
         assert!(parse_codings("").is_err());
+        assert_eq!(
+            config_file_args("compress off\nprecompressed br,gzip\n").unwrap(),
+            ["--compress", "off", "--precompressed", "br,gzip"]
+        );
         let cli = Cli::try_parse_from(["ringstatic", "--compress", "off"]).unwrap();
         assert!(cli.compress.is_empty() && cli.precompressed == all);
     }
