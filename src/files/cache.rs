@@ -553,4 +553,89 @@ mod tests {
         assert!(matches!(big.body, Body::Fd(_)));
         let _ = std::fs::remove_dir_all(&d);
     }
+
+    /// `coding`'s representation of `path`, as the response layer asks for it.
+    fn variant(
+        c: &mut FileCache,
+        root: &Root,
+        path: &[u8],
+        coding: Coding,
+        sources: Sources,
+        now_ms: u64,
+    ) -> Lookup {
+        use clap::Parser;
+        let cfg = crate::config::ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        let Lookup::File(origin) = lookup(c, root, path, now_ms) else {
+            panic!("no original")
+        };
+        let key = Key { path, coding };
+        c.lookup_variant(root, key, now_ms, &origin, sources, |facts| {
+            crate::response::prepare(&cfg, facts)
+        })
+    }
+
+    fn set_mtime(p: &std::path::Path, secs: u64) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(t))
+            .unwrap();
+    }
+
+    #[test]
+    fn variants_fresh_stale_compressed_and_none() {
+        let d = tmpdir("variants");
+        let text: Vec<u8> = (0..400)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        std::fs::write(d.join("a.js"), &text).unwrap();
+        std::fs::write(d.join("a.js.gz"), b"sibling bytes").unwrap();
+        set_mtime(&d.join("a.js"), 1_000_000);
+        set_mtime(&d.join("a.js.gz"), 1_000_000);
+        let root = Root::open(&d).unwrap();
+        let both = Sources {
+            sibling: true,
+            compress: true,
+        };
+        let mut c = FileCache::new(100, 1 << 20, 64 << 10, 100);
+        // A sibling as new as the original: its bytes, the original's type and mtime.
+        let Lookup::File(gz) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 0) else {
+            panic!("the sibling")
+        };
+        assert_eq!(gz.size, 13);
+        assert_eq!(gz.mtime, 1_000_000);
+        assert!(gz.etag.ends_with(b"-gzip\""), "{:?}", gz.etag);
+        assert!(gz.content_type.starts_with("text/javascript"));
+        assert!(gz.lines.windows(22).any(|w| w == b"Content-Encoding: gzip"));
+        // No sibling for br: compressed here, smaller than the file.
+        let Lookup::File(br) = variant(&mut c, &root, b"/a.js", Coding::Br, both, 0) else {
+            panic!("compressed")
+        };
+        assert!(br.size < text.len() as u64 && matches!(br.body, Body::Memory(_)));
+        // Nothing for zstd when compression is off and no sibling exists.
+        let sibling_only = Sources {
+            sibling: true,
+            compress: false,
+        };
+        assert!(matches!(
+            variant(&mut c, &root, b"/a.js", Coding::Zstd, sibling_only, 0),
+            Lookup::Status(404)
+        ));
+        // The sibling made stale: after the validity it is dropped for a compressed copy.
+        set_mtime(&d.join("a.js.gz"), 999_999);
+        let Lookup::File(g) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 50) else {
+            panic!()
+        };
+        assert_eq!(g.size, 13, "trusted within validity");
+        let Lookup::File(g) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 200) else {
+            panic!()
+        };
+        assert_ne!(g.size, 13, "a stale sibling is never used");
+        assert!(g.etag.ends_with(b"-gzip\""));
+        // Unchanged sources keep the entry (the same Rc) past the validity.
+        let Lookup::File(g2) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 400) else {
+            panic!()
+        };
+        assert!(Rc::ptr_eq(&g, &g2));
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

@@ -5,9 +5,9 @@
 //! Everything after this step (304, If-Range, Range, HEAD) applies to the representation chosen.
 //!
 //! When the client excludes identity and no coded variant exists, the identity representation is
-//! sent anyway, as RFC 9110 12.5.3 allows ("the origin server SHOULD send a response without any
-//! content coding" rather than refuse): a client that names only codings we cannot produce still
-//! gets the file. A request without the header, or for a type that is never coded, costs a
+//! sent anyway: RFC 9110 12.5.3 lets the origin server send a response without content coding
+//! there instead of a 406, and a client that names only codings we cannot produce still gets the
+//! file. A request without the header, or for a type that is never coded, costs a
 //! branch or two here; one with it, for a compressible file, a scan of the header and one more
 //! hash lookup (the variant's entry), no allocation.
 
