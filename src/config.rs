@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::files::entry::Coding;
 use crate::response::headers::HeaderRule;
 use crate::siteopts::{parse_error_page, parse_index, parse_site_path, parse_site_prefix};
 pub use crate::siteopts::{ErrorPage, IndexNames};
@@ -19,7 +20,9 @@ pub use crate::siteopts::{ErrorPage, IndexNames};
     version,
     about,
     max_term_width = 100,
-    args_override_self = true
+    args_override_self = true,
+    after_help = "A site's build step: `ringstatic compress [--quiet] ROOT` writes the precompressed \
+                  siblings (X.br, X.zst, X.gz) of every compressible file under ROOT."
 )]
 pub struct Cli {
     /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
@@ -79,6 +82,16 @@ pub struct Cli {
     /// `--header '/** Cache-Control: VALUE'`.
     #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
     pub cache_control: Option<String>,
+
+    /// Send a precompressed sibling (X.br, X.zst, X.gz) in place of X to a client that accepts its
+    /// coding, unless it is older than X; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub precompressed: CodingSet,
+
+    /// Compress files of compressible types from 1 KiB to 512 KiB that have no usable sibling, once
+    /// per file version in each worker's cache; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub compress: CodingSet,
 
     /// Serve path segments that start with a dot (/.well-known/ is always served).
     #[arg(long)]
@@ -175,6 +188,20 @@ pub enum ControlSignal {
 pub enum LargeBody {
     Sendfile,
     Splice,
+}
+
+/// The content codings an option allows (`--precompressed`, `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CodingSet(u8);
+
+impl CodingSet {
+    pub fn has(self, c: Coding) -> bool {
+        c != Coding::Identity && self.0 & (1 << c.index()) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +316,8 @@ const FILE_OPTIONS: &[&str] = &[
     "defer-accept",
     "cache-valid",
     "cache-control",
+    "precompressed",
+    "compress",
     "serve-dotfiles",
     "header",
     "clean-urls",
@@ -412,6 +441,26 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(err)
 }
 
+/// `br,zstd,gzip` (any of them, any order) or `off`.
+fn parse_codings(s: &str) -> Result<CodingSet, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(CodingSet(0));
+    }
+    let mut set = CodingSet(0);
+    for t in s.split(',').map(str::trim) {
+        let c = Coding::CODED
+            .into_iter()
+            .find(|c| t.eq_ignore_ascii_case(c.token()))
+            .ok_or_else(|| {
+                format!(
+                    "`{t}` is not a content coding: use br, zstd, gzip (comma-separated) or off"
+                )
+            })?;
+        set.0 |= 1 << c.index();
+    }
+    Ok(set)
+}
+
 fn parse_header_value(s: &str) -> Result<String, String> {
     if s.bytes()
         .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t'))
@@ -471,6 +520,8 @@ pub struct ServeConfig {
     pub cache_valid_ms: u64,
     /// `--cache-control` first, then every `--header`, in order.
     pub header_rules: Vec<HeaderRule>,
+    pub precompressed: CodingSet,
+    pub compress: CodingSet,
     pub serve_dotfiles: bool,
     pub clean_urls: bool,
     pub index: Vec<Vec<u8>>,
@@ -501,6 +552,8 @@ impl From<&Cli> for ServeConfig {
                 .map(|v| HeaderRule::cache_control(v))
                 .chain(c.header.iter().filter(|r| r.refusal().is_none()).cloned())
                 .collect(),
+            precompressed: c.precompressed,
+            compress: c.compress,
             serve_dotfiles: c.serve_dotfiles,
             clean_urls: c.clean_urls,
             index: c.index.0.iter().map(|n| n.clone().into_bytes()).collect(),
@@ -697,6 +750,24 @@ mod tests {
         let e = check_root(&dir.join("missing")).unwrap_err();
         assert!(e.contains("missing") && !e.contains("os error"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn coding_lists() {
+        let all = parse_codings("br,zstd,gzip").unwrap();
+        assert!(Coding::CODED.iter().all(|&c| all.has(c)) && !all.has(Coding::Identity));
+        let gz = parse_codings(" GZIP ").unwrap();
+        assert!(gz.has(Coding::Gzip) && !gz.has(Coding::Br));
+        assert!(parse_codings("off").unwrap().is_empty());
+        let e = parse_codings("br,deflate").unwrap_err();
+        assert!(e.contains("`deflate`"), "{e}");
+        assert!(parse_codings("").is_err());
+        assert_eq!(
+            config_file_args("compress off\nprecompressed br,gzip\n").unwrap(),
+            ["--compress", "off", "--precompressed", "br,gzip"]
+        );
+        let cli = Cli::try_parse_from(["ringstatic", "--compress", "off"]).unwrap();
+        assert!(cli.compress.is_empty() && cli.precompressed == all);
     }
 
     #[test]

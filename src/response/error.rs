@@ -11,7 +11,7 @@ use super::{push_with_body, status_line, Ctx, Framing, Reply};
 use crate::files::body::Chunk;
 use crate::files::cache::Lookup;
 use crate::http::head::{entity_lines, finish_head, status_line_into};
-use crate::http::request::Version;
+use crate::http::request::{Request, Version};
 use crate::http::status::error_body;
 use crate::http::token::push_u64;
 
@@ -20,13 +20,17 @@ pub(super) fn error(
     code: u16,
     extra: &[u8],
     fr: Framing,
+    req: &Request,
     ctx: &mut Ctx,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
-    if let Some(page) = ctx.cfg.error_page(code) {
+    let cfg = ctx.cfg;
+    if let Some(page) = cfg.error_page(code) {
         if let Lookup::File(f) = lookup(ctx, page) {
-            // The page with the original status: its own type and configured headers, none of
-            // its validators (a precondition or range on the request was not about this page).
+            // In the coding the client prefers, as the page itself would be sent.
+            let f = super::negotiate::select(req, ctx, page, f);
+            // The page with the original status: its own type, coding and configured headers,
+            // none of its validators (a precondition or range on the request was not about it).
             let mut h = status_line(code, ctx.date);
             entity_lines(&mut h, f.content_type, &f.lines[f.meta_at..], f.size);
             h.extend_from_slice(extra);

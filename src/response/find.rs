@@ -16,6 +16,8 @@ use crate::http::target::{write_location, write_redirect_location, Target};
 /// What answers a request path.
 pub(super) enum Found {
     File(Rc<FileEntry>),
+    /// The `--fallback` file, for a path that does not exist.
+    Fallback(Rc<FileEntry>),
     /// An error status.
     Status(u16),
     /// A 301 with this `Location` line.
@@ -53,7 +55,7 @@ pub(super) fn find(ctx: &mut Ctx, target: &Target) -> Found {
         Lookup::Directory => Found::Redirect(location(&target.path, target, true)),
         Lookup::Status(404) => match cfg.fallback_for(&target.path) {
             Some(fb) => match lookup(ctx, fb) {
-                Lookup::File(f) => Found::File(f),
+                Lookup::File(f) => Found::Fallback(f),
                 _ => Found::Status(404),
             },
             None => Found::Status(404),

@@ -1,7 +1,8 @@
 //! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
 //!
 //! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
-//! method -> target -> dotfiles -> lookup (404/403/301, the fallback: `find`) -> preconditions (412/304,
+//! method -> target -> dotfiles -> lookup (404/403/301, the fallback: `find`) -> content coding
+//! (`negotiate`) -> preconditions (412/304,
 //! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
 //! hands on; errors and redirects all leave through `error`, so a configured error page has one
 //! place to go. The steps write bytes; none of them keeps state.
@@ -16,6 +17,7 @@ mod error;
 mod find;
 pub mod headers;
 mod multipart;
+mod negotiate;
 mod not_modified;
 mod prepare;
 mod range;
@@ -87,23 +89,27 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
             keep: fr.keep && !req.has_body,
             ..fr
         };
-        return error(405, b"Allow: GET, HEAD\r\n", fr, ctx, out);
+        return error(405, b"Allow: GET, HEAD\r\n", fr, req, ctx, out);
     }
     // Target: decoded and normalized, or 400 (and close: we cannot tell what was meant).
     let Ok(target) = resolve_target(req.target) else {
-        return error(400, b"", Framing { keep: false, ..fr }, ctx, out);
+        return error(400, b"", Framing { keep: false, ..fr }, req, ctx, out);
     };
     // Dotfiles: hidden unless configured.
     if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
-        return error(404, b"", fr, ctx, out);
+        return error(404, b"", fr, req, ctx, out);
     }
     // Lookup: the entry (or the --fallback file), or 404/403/503, or a 301 (a directory's slash,
     // a clean URL).
-    let f = match find(ctx, &target) {
-        Found::File(f) => f,
-        Found::Status(code) => return error(code, b"", fr, ctx, out),
-        Found::Redirect(loc) => return error(301, &loc, fr, ctx, out),
+    let (f, path) = match find(ctx, &target) {
+        Found::File(f) => (f, &target.path[..]),
+        Found::Fallback(f) => (f, ctx.cfg.fallback.as_deref().unwrap_or_default()),
+        Found::Status(code) => return error(code, b"", fr, req, ctx, out),
+        Found::Redirect(loc) => return error(301, &loc, fr, req, ctx, out),
     };
+    // Content coding: the representation the client prefers among those that exist (the
+    // fallback file's are cached under its own path, not once per route).
+    let f = negotiate::select(req, ctx, path, f);
     // Preconditions: 412 or 304.
     let v = Validators {
         etag: &f.etag,
@@ -111,7 +117,7 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     };
     match not_modified::evaluate(req, &v) {
         Precondition::Proceed => {}
-        Precondition::Failed => return error(412, b"", fr, ctx, out),
+        Precondition::Failed => return error(412, b"", fr, req, ctx, out),
         Precondition::NotModified => return not_modified::write(&f, fr, ctx.date, out),
     }
     // Range: 206 or 416; otherwise 200, the whole file.
@@ -119,7 +125,9 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
         RangeDecision::Full => full(&f, fr, ctx.date, ctx.date_secs, out),
         RangeDecision::Single(r) => range::write(&f, r, fr, ctx.date, out),
         RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundary, out),
-        RangeDecision::Unsatisfiable => error(416, &range::unsatisfied_line(f.size), fr, ctx, out),
+        RangeDecision::Unsatisfiable => {
+            error(416, &range::unsatisfied_line(f.size), fr, req, ctx, out)
+        }
     }
 }
 
@@ -257,10 +265,15 @@ mod testing {
         s
     }
 
-    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control).
+    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control,
+    /// no content codings: `prepare`'s own tests cover the lines those add).
     pub fn entry(path: &[u8], bytes: &[u8], resident: bool) -> FileEntry {
         use clap::Parser;
-        let cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        let cfg = ServeConfig::from(&crate::config::Cli::parse_from([
+            "ringstatic",
+            "--precompressed=off",
+            "--compress=off",
+        ]));
         FileEntry::for_tests(path, bytes, 784111777, b"\"e\"", resident, |facts| {
             prepare(&cfg, facts)
         })
