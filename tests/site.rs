@@ -427,3 +427,56 @@ fn directory_listings() {
         "no listing unless asked"
     );
 }
+
+#[test]
+fn coded_variants_follow_the_file_that_answers() {
+    let d = TempDir::new("site-coded");
+    // Siblings are sent as they are: their bytes only need to differ from the originals'.
+    d.write("about.html", b"<p>about</p>");
+    d.write("about.html.br", b"BR of about.html");
+    d.write("docs/index.htm", b"<p>docs</p>");
+    d.write("docs/index.htm.br", b"BR of index.htm");
+    d.write("404.html", b"<h1>not here</h1>");
+    d.write("404.html.br", b"BR of 404.html");
+    d.write("app.html", b"<div id=app></div>");
+    d.write("app.html.br", b"BR of app.html");
+    let s = Server::start(
+        d.path(),
+        &[
+            "--clean-urls",
+            "--index",
+            "index.html,index.htm",
+            "--fallback",
+            "/app.html",
+            "--fallback-exclude",
+            "/static/",
+            "--compress",
+            "off",
+        ],
+    );
+    let br = |target: &str| get_with(s.addr, target, &["Accept-Encoding: gzip, br"]);
+    for (target, status, body) in [
+        ("/about", 200, &b"BR of about.html"[..]),
+        ("/docs/", 200, b"BR of index.htm"),
+        ("/users/7", 200, b"BR of app.html"),
+        ("/static/missing.js", 404, b"BR of 404.html"),
+    ] {
+        let r = br(target);
+        assert_eq!(r.status, status, "{target}: {}", r.describe());
+        assert_eq!(r.header("content-encoding"), Some("br"), "{target}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{target}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(r.body, body, "{target}");
+    }
+    // Without Accept-Encoding: the files themselves.
+    assert_eq!(get(s.addr, "/about").body, b"<p>about</p>");
+    let r = get(s.addr, "/users/7");
+    assert_eq!((r.status, r.header("content-encoding")), (200, None));
+    assert_eq!(r.body, b"<div id=app></div>");
+    let r = get(s.addr, "/static/missing.js");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (404, &b"<h1>not here</h1>"[..])
+    );
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+}

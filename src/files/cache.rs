@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
-use super::entry::{Body, Coding, Facts, FileEntry, Prepared, Version};
+use super::entry::{Body, Coding, Facts, FileEntry, Of, Prepared, Version};
 use super::listing;
 use super::open::{fstat, status_for_errno, Root};
 use super::variant::{self, Deps, Found, Sources};
@@ -214,10 +214,9 @@ impl FileCache {
                     fd,
                     st,
                     key.path,
-                    &origin.name,
                     key.coding,
                     keep_bytes,
-                    Some(origin),
+                    Of::SiblingOf(origin),
                     prepare,
                 ) {
                     Ok(f) => Lookup::File(Rc::new(f)),
@@ -293,7 +292,13 @@ impl FileCache {
             size <= self.inline_max && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes;
         let served = [&b"/"[..], &name].concat();
         let value = match FileEntry::load(
-            fd, st, key.path, &served, key.coding, keep_bytes, None, prepare,
+            fd,
+            st,
+            key.path,
+            key.coding,
+            keep_bytes,
+            Of::File(&served),
+            prepare,
         ) {
             Ok(f) => Lookup::File(Rc::new(f)),
             Err(e) => Lookup::Status(status_for_errno(&e)),

@@ -123,6 +123,13 @@ pub struct Prepared {
     pub date_at: Option<usize>,
 }
 
+/// What a loaded file is: the identity file itself, at a path from the root (`Facts::name`), or
+/// a precompressed sibling of an identity entry (`origin`).
+pub(super) enum Of<'a> {
+    File(&'a [u8]),
+    SiblingOf(&'a FileEntry),
+}
+
 /// One version of one file, as the cache holds it.
 pub struct FileEntry {
     pub size: u64,
@@ -158,18 +165,20 @@ impl FileEntry {
     /// while being read), its facts worked out, and `prepare` makes the response layer's part.
     /// A precompressed sibling is loaded with its `origin`, the identity entry of the file it was
     /// made from: it takes the original's Content-Type and Last-Modified, and an ETag of its own
-    /// that names its coding. `name` is the identity file's path from the root (`Facts::name`; for
-    /// a sibling, its origin's).
+    /// that names its coding.
     pub(super) fn load(
         fd: OwnedFd,
         mut st: libc::stat,
         path: &[u8],
-        name: &[u8],
         coding: Coding,
         keep_bytes: bool,
-        origin: Option<&FileEntry>,
+        of: Of,
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> io::Result<FileEntry> {
+        let (name, origin) = match of {
+            Of::File(name) => (name, None),
+            Of::SiblingOf(o) => (&o.name[..], Some(o)),
+        };
         let mut bytes = None;
         if keep_bytes {
             // Read, then check the file did not change while we read, so a response never mixes
