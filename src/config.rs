@@ -10,7 +10,7 @@ use clap::Parser;
 
 use crate::files::entry::Coding;
 use crate::response::headers::HeaderRule;
-use crate::siteopts::{parse_error_page, parse_index, parse_site_path, parse_site_prefix};
+use crate::siteopts::{bytes, parse_error_page, parse_index, parse_site_path, parse_site_prefix};
 pub use crate::siteopts::{ErrorPage, IndexNames};
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
@@ -97,9 +97,8 @@ pub struct Cli {
     #[arg(long)]
     pub serve_dotfiles: bool,
 
-    /// Add a header to files whose path matches: `PATTERN NAME: VALUE`, e.g.
-    /// `'/assets/** Cache-Control: max-age=31536000'`, `'*.html Cache-Control: no-cache'`.
-    /// Repeatable; every matching rule applies, a later one replaces an earlier one's header.
+    /// Add a header to files whose path matches, e.g. `'*.html Cache-Control: no-cache'`; repeatable,
+    /// every matching rule applies, a later one replaces an earlier one's header.
     #[arg(long = "header", value_name = "PATTERN NAME: VALUE", value_parser = HeaderRule::parse)]
     pub header: Vec<HeaderRule>,
 
@@ -545,25 +544,15 @@ impl From<&Cli> for ServeConfig {
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         ServeConfig {
             cache_valid_ms: ms(c.cache_valid),
-            header_rules: c
-                .cache_control
-                .iter()
-                .filter(|v| !v.is_empty())
-                .map(|v| HeaderRule::cache_control(v))
-                .chain(c.header.iter().filter(|r| r.refusal().is_none()).cloned())
-                .collect(),
+            header_rules: HeaderRule::all(c.cache_control.as_deref(), &c.header),
             precompressed: c.precompressed,
             compress: c.compress,
             serve_dotfiles: c.serve_dotfiles,
             clean_urls: c.clean_urls,
-            index: c.index.0.iter().map(|n| n.clone().into_bytes()).collect(),
+            index: bytes(&c.index.0),
             error_pages: c.error_page.clone(),
             fallback: c.fallback.clone().map(String::into_bytes),
-            fallback_exclude: c
-                .fallback_exclude
-                .iter()
-                .map(|p| p.clone().into_bytes())
-                .collect(),
+            fallback_exclude: bytes(&c.fallback_exclude),
             autoindex: c.autoindex,
             max_connections: c.max_connections,
             cache_entries: c.cache_entries,

@@ -5,6 +5,11 @@
 
 use crate::config::ServeConfig;
 
+/// Strings as the bytes the request path compares them with.
+pub fn bytes(v: &[String]) -> Vec<Vec<u8>> {
+    v.iter().map(|s| s.clone().into_bytes()).collect()
+}
+
 /// `--index` names: plain file names, comma-separated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexNames(pub Vec<String>);

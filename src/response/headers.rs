@@ -86,6 +86,17 @@ impl HeaderRule {
             })
     }
 
+    /// The rules in force: `--cache-control`'s first, then every `--header` the server accepts
+    /// (`config::check` has refused any other before a worker starts).
+    pub fn all(cache_control: Option<&str>, header: &[HeaderRule]) -> Vec<HeaderRule> {
+        let cc = cache_control
+            .filter(|v| !v.is_empty())
+            .map(HeaderRule::cache_control);
+        cc.into_iter()
+            .chain(header.iter().filter(|r| r.refusal().is_none()).cloned())
+            .collect()
+    }
+
     /// The rule `--cache-control VALUE` stands for.
     pub fn cache_control(value: &str) -> HeaderRule {
         HeaderRule {
