@@ -119,6 +119,39 @@ pub fn drop_to(ids: &Ids) -> io::Result<()> {
     Ok(())
 }
 
+/// What `-t`, the master's start and a reload ask besides `config::check_root`: when started
+/// as root, the `--user` exists and can read the root and its index.
+pub fn check_workers_can_read(cli: &crate::config::Cli) -> Result<(), String> {
+    match target(&cli.user)? {
+        Some(ids) => check_readable(&cli.root(), &ids),
+        None => Ok(()),
+    }
+}
+
+/// The master, before telling workers running as `ids` to reopen their logs (SIGUSR1): creates
+/// each log file that logrotate moved away and hands it to `ids`, as nginx's master does, so
+/// that the workers (who may open existing files in the logs' directories for writing, and
+/// nothing else) can reopen them. Returns one message per file that could not be prepared.
+pub fn hand_over_logs(paths: &[&Path], ids: &Ids) -> Vec<String> {
+    let mut errors = Vec::new();
+    for p in paths {
+        let r = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .and_then(|f| std::os::unix::fs::fchown(&f, Some(ids.uid), Some(ids.gid)));
+        if let Err(e) = r {
+            errors.push(format!(
+                "cannot hand log {} to user {}: {}",
+                p.display(),
+                ids.name,
+                crate::config::plain(&e)
+            ));
+        }
+    }
+    errors
+}
+
 /// `-t` and the master's start: can `ids` read the root (list it) and its `index.html`, opened
 /// the way a worker opens them (the root's fd is taken before the switch)? Names the path that
 /// cannot be read.
@@ -126,7 +159,12 @@ pub fn check_readable(root: &Path, ids: &Ids) -> Result<(), String> {
     let c = CString::new(root.as_os_str().as_encoded_bytes())
         .map_err(|_| format!("cannot serve root {}: bad path", root.display()))?;
     // SAFETY: a valid NUL-terminated path; the fd is checked and then owned.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         let e = io::Error::last_os_error();
         return Err(format!("cannot serve root {}: {e}", root.display()));

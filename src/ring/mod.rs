@@ -90,7 +90,10 @@ const WORKER_OPS: [u8; 10] = [
 /// unrestricted, and why.
 pub fn restrict_and_enable(ring: &IoUring, restrict: bool) -> Result<Result<(), String>, String> {
     let restricted = if restrict {
-        let mut r: Vec<Restriction> = WORKER_OPS.iter().map(|&op| Restriction::sqe_op(op)).collect();
+        let mut r: Vec<Restriction> = WORKER_OPS
+            .iter()
+            .map(|&op| Restriction::sqe_op(op))
+            .collect();
         let flags = squeue::Flags::IO_LINK | squeue::Flags::BUFFER_SELECT;
         r.push(Restriction::sqe_flags_allowed(flags.bits()));
         ring.submitter()

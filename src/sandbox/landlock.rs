@@ -59,6 +59,10 @@ pub fn abi() -> Result<u32, String> {
         return Err(match e.raw_os_error() {
             Some(libc::ENOSYS) => "not in this kernel".to_string(),
             Some(libc::EOPNOTSUPP) => "disabled at boot (lsm= lacks landlock)".to_string(),
+            Some(libc::EPERM) => {
+                "blocked by a seccomp filter (systemd: add @sandbox to SystemCallFilter=)"
+                    .to_string()
+            }
             _ => format!("unavailable: {e}"),
         });
     }

@@ -29,9 +29,12 @@ struct Prog {
     filter: *const Insn,
 }
 
-const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20; // BPF_LD | BPF_W | BPF_ABS
-const JEQ_K: u16 = 0x05 | 0x10; // BPF_JMP | BPF_JEQ | BPF_K
-const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+/// BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20).
+const LD_W_ABS: u16 = 0x20;
+/// BPF_JMP (5) | BPF_JEQ (0x10) | BPF_K (0).
+const JEQ_K: u16 = 0x15;
+/// BPF_RET (6) | BPF_K (0).
+const RET_K: u16 = 0x06;
 
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
@@ -56,11 +59,11 @@ fn allowed() -> Vec<libc::c_long> {
         // the loop, the first read, bodies
         SYS_io_uring_enter,
         SYS_recvfrom,
+        SYS_sendmsg,
         SYS_sendfile,
         SYS_splice,
         SYS_read,
         SYS_write,
-        SYS_writev,
         SYS_pread64,
         // the file cache: open beneath the root (openat2, or the walk), stat, close
         SYS_openat2,
@@ -74,10 +77,11 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_fcntl,
         // the splice pipe pool
         SYS_pipe2,
-        // connections: shut down our side before lingering, FIONREAD (filtered below)
+        // connections: the peer's address for the access log, shut down our side before
+        // lingering, a listener's options; FIONREAD while draining (ioctl, filtered below)
+        SYS_getpeername,
         SYS_shutdown,
         SYS_getsockopt,
-        SYS_setsockopt,
         // memory
         SYS_mmap,
         SYS_munmap,
@@ -85,31 +89,27 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_madvise,
         SYS_mprotect,
         SYS_brk,
-        // time, signals, threads' bookkeeping
+        // time (the vDSO's fallback), a panic's message and abort, std's bookkeeping; getrandom
+        // because std would otherwise open /dev/urandom, which Landlock refuses
         SYS_clock_gettime,
-        SYS_clock_nanosleep,
-        SYS_gettimeofday,
         SYS_rt_sigreturn,
         SYS_rt_sigprocmask,
         SYS_rt_sigaction,
         SYS_sigaltstack,
         SYS_futex,
-        SYS_sched_yield,
         SYS_getrandom,
         SYS_getpid,
         SYS_gettid,
         SYS_restart_syscall,
         // USR1: the error log onto fd 2
         SYS_dup3,
-        // exit, and a panic's abort
+        // exit
         SYS_exit,
         SYS_exit_group,
         SYS_tgkill,
     ];
     #[cfg(target_arch = "x86_64")]
-    v.extend([SYS_dup2, SYS_poll]);
-    #[cfg(target_arch = "aarch64")]
-    v.push(SYS_ppoll);
+    v.push(SYS_dup2);
     v
 }
 
@@ -153,6 +153,21 @@ pub fn install() -> Result<(), String> {
             libc::SECCOMP_SET_MODE_FILTER,
             0u32,
             &prog as *const Prog,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // seccomp(2) itself may be filtered (systemd's @system-service lacks it); prctl is the
+    // older door to the same filter.
+    // SAFETY: as above; prctl takes the same program.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const Prog,
+            0,
+            0,
         )
     };
     if r != 0 {
