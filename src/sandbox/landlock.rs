@@ -60,7 +60,7 @@ pub fn abi() -> Result<u32, String> {
             Some(libc::ENOSYS) => "not in this kernel".to_string(),
             Some(libc::EOPNOTSUPP) => "disabled at boot (lsm= lacks landlock)".to_string(),
             Some(libc::EPERM) => {
-                "blocked by a seccomp filter (systemd: add @sandbox to SystemCallFilter=)"
+                "blocked by a seccomp filter (a systemd unit must allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self)"
                     .to_string()
             }
             _ => format!("unavailable: {e}"),

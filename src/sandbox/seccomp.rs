@@ -146,17 +146,26 @@ pub fn install() -> Result<(), String> {
         len: p.len() as u16,
         filter: p.as_ptr(),
     };
-    // SAFETY: a valid program the kernel copies before returning.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            0u32,
-            &prog as *const Prog,
-        )
-    };
-    if r == 0 {
-        return Ok(());
+    // SPEC_ALLOW: where the kernel would otherwise turn on its Speculative Store Bypass
+    // mitigation for every filtered task (spec_store_bypass_disable=seccomp, the default before
+    // Linux 5.16), which slows all of the worker's code; that mitigation is for tasks running
+    // untrusted code, and a worker runs none. Kernels without the flag (before 4.17) get none.
+    for flags in [libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW, 0] {
+        // SAFETY: a valid program the kernel copies before returning.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const Prog,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            break;
+        }
     }
     // seccomp(2) itself may be filtered (systemd's @system-service lacks it); prctl is the
     // older door to the same filter.
