@@ -469,3 +469,59 @@ fn started_as_another_user_nothing_is_switched_and_the_sandbox_still_applies() {
         assert_sandboxed(w, uid, gid, "as nobody");
     }
 }
+
+#[test]
+fn usr1_hands_both_rotated_logs_to_workers_running_as_nobody() {
+    if !needs_root("usr1_hands_both_rotated_logs_to_workers_running_as_nobody") {
+        return;
+    }
+    let (uid, _) = nobody();
+    let site = site("sandbox-logs");
+    let pf = site.d.join("rs.pid");
+    let access = site.d.join("logs/access.log");
+    let errors = site.d.join("logs/error.log");
+    let srv = Server::start(
+        &site.d.join("www"),
+        &[
+            "--access-log",
+            s(&access),
+            "--error-log",
+            s(&errors),
+            "--pid-file",
+            s(&pf),
+        ],
+    );
+    srv.wait_workers(2, Duration::from_secs(5));
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !read(&errors).contains("sandbox: user nobody") {
+        assert!(
+            Instant::now() < deadline,
+            "no sandbox line in the error log"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(get(srv.addr, "/small.txt").status, 200);
+
+    let (access1, errors1) = (site.d.join("logs/a.1"), site.d.join("logs/e.1"));
+    std::fs::rename(&access, &access1).unwrap();
+    std::fs::rename(&errors, &errors1).unwrap();
+    ctl("reopen", &pf);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(access.exists() && errors.exists()) {
+        assert!(Instant::now() < deadline, "logs not recreated");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for p in [&access, &errors] {
+        assert_eq!(std::fs::metadata(p).unwrap().uid(), uid, "{}", p.display());
+    }
+    // A worker that could not reopen a log says so on its old error log.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        assert_eq!(get(srv.addr, "/small.txt").status, 200);
+    }
+    wait_lines(&access, 5, "access log after the reopen");
+    let all = read(&errors1) + &read(&errors);
+    assert!(!all.contains("cannot"), "a reopen failed:\n{all}");
+    assert!(read(&errors).contains("reopening log files") || read(&errors1).contains("reopening"));
+}
