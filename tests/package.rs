@@ -101,6 +101,29 @@ fn package_installs_and_serves_under_systemd() {
         ensure(out.ok(), || out.describe()),
     );
 
+    if which("logrotate").is_some() {
+        let out = c.exec(&["logrotate", "-d", "/etc/logrotate.d/ringstatic"]);
+        checks.check(
+            "the installed logrotate snippet parses and names the installed binary",
+            ensure(
+                out.ok()
+                    && !out.both().contains("error")
+                    && c.exec(&[
+                        "grep",
+                        "-q",
+                        "/usr/bin/ringstatic -s reopen",
+                        "/etc/logrotate.d/ringstatic",
+                    ])
+                    .ok(),
+                || out.describe(),
+            ),
+        );
+    } else {
+        say(&format!(
+            "{T}: logrotate snippet not checked: logrotate is not installed"
+        ));
+    }
+
     let svc = "ringstatic.service";
     let out = c.systemctl(&["start", svc]);
     checks.check("systemctl start", ensure(out.ok(), || out.describe()));
