@@ -102,10 +102,18 @@ fn read_names(dir: &OwnedFd) -> io::Result<Vec<(Vec<u8>, u8)>> {
     // SAFETY: `d` is a valid DIR stream.
     unsafe { libc::rewinddir(d) };
     let mut names = Vec::new();
+    let mut failed = None;
     loop {
+        // readdir says "end" and "error" both with NULL; only errno tells them apart.
+        // SAFETY: errno is this thread's own.
+        unsafe { *libc::__errno_location() = 0 };
         // SAFETY: `d` is a valid DIR stream used by this thread only.
         let ent = unsafe { libc::readdir(d) };
         if ent.is_null() {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(0) {
+                failed = Some(e);
+            }
             break;
         }
         // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated; it stays valid
@@ -118,7 +126,11 @@ fn read_names(dir: &OwnedFd) -> io::Result<Vec<(Vec<u8>, u8)>> {
     }
     // SAFETY: `d` is valid and closed exactly once (this also closes `fd`).
     unsafe { libc::closedir(d) };
-    Ok(names)
+    match failed {
+        // A listing that silently missed entries would be wrong: the request gets an error.
+        Some(e) => Err(e),
+        None => Ok(names),
+    }
 }
 
 /// stat(2) of `name` in `dir`, following a symlink.
