@@ -138,8 +138,7 @@ impl FileEntry {
                 st = after;
             }
         }
-        let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
-        let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
+        let etag = etag(st.st_mtime, st.st_size as u64);
         let content_type = content_type(path);
         let prepared = prepare(&Facts {
             path,
@@ -210,6 +209,17 @@ impl FileEntry {
 }
 
 /// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).
+/// The strong ETag of a file version, built here and nowhere else: nginx's format, the
+/// modification time in whole seconds and the size, both in lowercase hex (`"65a1b2c3-1f4"`).
+/// Only what survives a copy goes in (`cp -a`, `rsync -a`, an image layer, a second backend
+/// synced from the same source), never the inode or device, so every copy of a file answers
+/// with the same validator and a revalidation against any backend can end in a 304; and a
+/// site moved between nginx and ringstatic keeps its validators. Like Last-Modified, it
+/// cannot tell apart two versions of the same size written within the same second.
+pub fn etag(mtime_secs: i64, size: u64) -> Vec<u8> {
+    format!("\"{:x}-{size:x}\"", mtime_secs as u64).into_bytes()
+}
+
 fn content_type(path: &[u8]) -> &'static str {
     if path.ends_with(b"/") {
         crate::mime::content_type(&[path, b"index.html"].concat())
@@ -285,6 +295,12 @@ impl Resident {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etag_is_mtime_and_size_in_hex() {
+        assert_eq!(etag(784111777, 500), b"\"2ebc98a1-1f4\"");
+        assert_eq!(etag(0, 0), b"\"0-0\"");
+    }
 
     #[test]
     fn resident_patches_only_its_date_window() {
