@@ -11,6 +11,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+mod claim;
+
 /// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
 pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
 /// `name=fd,name=fd,...`: the listening sockets handed to a new master in a binary upgrade.
@@ -214,49 +216,83 @@ impl Listeners {
             if next.iter().any(|b| b.configured == addr) {
                 continue;
             }
-            let mut b = match self.bound.iter().position(|b| b.configured == addr) {
-                Some(i) => self.bound.remove(i),
-                None => {
-                    let mut sockets = Vec::new();
-                    let mut k = 0;
-                    while k < spare.len() {
-                        if spare[k].0 == addr {
-                            sockets.push(spare.remove(k).2);
-                        } else {
-                            k += 1;
-                        }
-                    }
-                    let actual = match sockets.first() {
-                        Some(s) => local_addr(s.as_raw_fd())
-                            .map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
-                        None => addr,
-                    };
-                    Bound {
-                        configured: addr,
-                        actual,
-                        sockets,
-                    }
-                }
-            };
-            while b.sockets.len() < workers {
-                let fd =
-                    listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                if b.actual.port() == 0 {
-                    b.actual = local_addr(fd.as_raw_fd())
-                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                }
-                b.sockets.push(fd);
+            if let Err(e) = self.ensure_one(addr, workers, defer_accept, spare, &mut next) {
+                // Sockets kept for the addresses done so far stay ours (a reload that fails here
+                // goes on serving them).
+                next.retain(|b| !b.sockets.is_empty());
+                self.bound.append(&mut next);
+                return Err(e);
             }
-            // Also on sockets kept over a reload or inherited by an upgrade: the setting is
-            // the current configuration's.
-            for s in &b.sockets {
-                set_defer_accept(s.as_raw_fd(), defer_accept)
-                    .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
-            }
-            next.push(b);
         }
         let retired = std::mem::replace(&mut self.bound, next);
         Ok(retired)
+    }
+
+    /// One address of `ensure`: its entry lands in `next` even when binding more sockets fails,
+    /// so the sockets it already had are never dropped by an error.
+    fn ensure_one(
+        &mut self,
+        addr: SocketAddr,
+        workers: usize,
+        defer_accept: bool,
+        spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
+        next: &mut Vec<Bound>,
+    ) -> Result<(), String> {
+        let b = match self.bound.iter().position(|b| b.configured == addr) {
+            Some(i) => self.bound.remove(i),
+            None => {
+                let mut sockets = Vec::new();
+                let mut k = 0;
+                while k < spare.len() {
+                    if spare[k].0 == addr {
+                        sockets.push(spare.remove(k).2);
+                    } else {
+                        k += 1;
+                    }
+                }
+                let actual = match sockets.first() {
+                    Some(s) => local_addr(s.as_raw_fd())
+                        .map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
+                    None => addr,
+                };
+                Bound {
+                    configured: addr,
+                    actual,
+                    sockets,
+                }
+            }
+        };
+        let fresh = b.sockets.is_empty();
+        next.push(b);
+        let b = next.last_mut().expect("just pushed");
+        // A new address for this instance (not kept over a reload, not inherited from the old
+        // master of a binary upgrade or from systemd's fd store): refuse it if anything already
+        // listens there, instead of joining its SO_REUSEPORT group.
+        let _claim = if fresh {
+            let claim = claim::Claim::take(addr).map_err(|e| match e.raw_os_error() {
+                Some(libc::EADDRINUSE) => format!(
+                    "cannot listen on {addr}: address already in use (another ringstatic, or \
+                     another server, listens there)"
+                ),
+                _ => format!("cannot listen on {addr}: {e}"),
+            })?;
+            b.actual = claim.addr;
+            Some(claim)
+        } else {
+            None
+        };
+        while b.sockets.len() < workers {
+            let fd =
+                listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            b.sockets.push(fd);
+        }
+        // Also on sockets kept over a reload or inherited by an upgrade: the setting is
+        // the current configuration's.
+        for s in &b.sockets {
+            set_defer_accept(s.as_raw_fd(), defer_accept)
+                .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
@@ -299,9 +335,8 @@ impl Listeners {
     }
 }
 
-/// A non-blocking SO_REUSEPORT listening socket on `addr`, with TCP_NODELAY for the sockets it
-/// accepts (and IPV6_V6ONLY for IPv6).
-pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+/// A non-blocking socket of `addr`'s family.
+pub(crate) fn stream_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -319,7 +354,24 @@ pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket owned by nobody else.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to `addr`.
+pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` is a properly initialised sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A non-blocking SO_REUSEPORT listening socket on `addr`, with TCP_NODELAY for the sockets it
+/// accepts (and IPV6_V6ONLY for IPv6).
+pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let owned = stream_socket(addr)?;
+    let fd = owned.as_raw_fd();
     let setopt = |level, name| set_int_opt(fd, level, name, 1);
     setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
     setopt(libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
@@ -328,11 +380,7 @@ pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     if addr.is_ipv6() {
         setopt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
     }
-    let (sa, len) = sockaddr(addr);
-    // SAFETY: `sa` is a properly initialised sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    bind(fd, addr)?;
     // SAFETY: listen on our bound socket; the kernel caps the backlog at net.core.somaxconn.
     if unsafe { libc::listen(fd, 65535) } < 0 {
         return Err(io::Error::last_os_error());
