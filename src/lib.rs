@@ -15,10 +15,11 @@
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
+//!   - `inherit::claim` one instance per address: a fresh address is probed without SO_REUSEPORT
 //! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
-//! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
+//! - `pidfile`    the pid file, locked for the master's life, with nginx's `.oldbin` during an upgrade
 //!
 //! **A worker** (one pinned thread, one ring, nothing shared)
 //! - `worker`           setup and the loop: collect completions, then dispatch by key
