@@ -36,9 +36,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Access log in nginx's combined format, or `off`.
+    /// Access log file, or `off`.
     #[arg(long, value_name = "PATH|off", default_value = "off")]
     pub access_log: String,
+
+    /// Access log line format: nginx's `combined`, or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "combined", value_enum)]
+    pub access_log_format: LogFormat,
 
     /// Error log file (appended to; reopened on SIGUSR1) [default: standard error]
     #[arg(long, value_name = "PATH")]
@@ -133,6 +137,14 @@ pub enum ControlSignal {
     Quit,
     /// SIGTERM: graceful stop (a second one stops at once).
     Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// nginx's `combined`.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -265,6 +277,7 @@ const FILE_OPTIONS: &[&str] = &[
     "shutdown-timeout",
     "pid-file",
     "access-log",
+    "access-log-format",
     "error-log",
 ];
 

@@ -56,7 +56,8 @@
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension
-//! - `accesslog`  the combined-format access log's lines and batches
+//! - `accesslog`  the access log's file and batches, lines written when responses end
+//!   - `accesslog::line` a line's record at the answer, finished at the end; combined and JSON
 //!
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into

@@ -8,6 +8,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -33,16 +34,17 @@ impl PidFile {
                 .truncate(false)
                 .open(path)
                 .map_err(fail)?;
-            match f.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    let owner = read(path).map_or_else(|_| "?".to_string(), |p| p.to_string());
-                    return Err(format!(
-                        "pid file {} is locked by another running ringstatic (pid {owner})",
-                        path.display()
-                    ));
+            // SAFETY: flock on an fd we own; no memory is involved.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                    return Err(fail(e));
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+                let owner = read(path).map_or_else(|_| "?".to_string(), |p| p.to_string());
+                return Err(format!(
+                    "pid file {} is locked by another running ringstatic (pid {owner})",
+                    path.display()
+                ));
             }
             let ours = f.metadata().map_err(fail)?;
             match std::fs::metadata(path) {
@@ -145,7 +147,9 @@ mod tests {
         let f = PidFile::create(&p).unwrap();
         assert_eq!(read(&p).unwrap(), std::process::id() as i32);
         let other = std::fs::File::open(&p).unwrap();
-        assert!(other.try_lock().is_err(), "held while the PidFile lives");
+        // SAFETY: flock on an fd we own.
+        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert!(r < 0, "held while the PidFile lives");
         drop(other);
         let e = PidFile::create(&p).err().expect("refused while locked");
         assert!(e.contains("locked"), "{e}");
