@@ -189,7 +189,7 @@ impl Session {
     /// Counts the response just queued (the chunks from index `before` on, `body` of its bytes
     /// the body); with `record` (where its record starts), its line waits for its end.
     fn queued(&mut self, before: usize, body: u64, record: Option<usize>) {
-        let len: u64 = self.out.iter().skip(before).map(Chunk::remaining).sum();
+        let len: u64 = self.out.range(before..).map(Chunk::remaining).sum();
         self.queued += len;
         if let Some(start) = record {
             self.logged.push_back(Logged {

@@ -136,3 +136,50 @@ fn a_second_instance_with_the_same_pid_file_is_refused() {
     assert!(wait_gone(first.pid, Duration::from_secs(10)));
     assert!(!pf.exists(), "the pid file is removed at exit");
 }
+
+#[test]
+fn a_reload_adding_a_served_address_fails_and_keeps_serving() {
+    let d = TempDir::new("instreload");
+    let www = site("instreloadwww", b"mine\n");
+    let (pf, conf) = (d.join("rs.pid"), d.join("rs.conf"));
+    let port = free_port();
+    std::fs::write(&conf, format!("listen 127.0.0.1:{port}\nworkers 2\n")).unwrap();
+    let srv = Server::spawn(
+        &[
+            "--config".into(),
+            conf.to_str().unwrap().into(),
+            "--pid-file".into(),
+            pf.to_str().unwrap().into(),
+            www.path().to_str().unwrap().into(),
+        ],
+        1,
+    );
+    srv.wait_workers(2, Duration::from_secs(10));
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = other.local_addr().unwrap();
+    std::fs::write(
+        &conf,
+        format!("listen 127.0.0.1:{port}\nlisten {busy}\nworkers 2\n"),
+    )
+    .unwrap();
+    let (st, _, err) = run_binary(
+        &["-s", "reload", "--pid-file", pf.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_ne!(st.code(), Some(0), "the reload must be refused: {err}");
+    assert!(
+        srv.log().contains(&busy.to_string()),
+        "the server must say which address: {}",
+        srv.log()
+    );
+    // The address it had is still served, by its own workers only.
+    all_answered_by(srv.addr, b"mine\n");
+    // And a later reload without the busy address works.
+    std::fs::write(&conf, format!("listen 127.0.0.1:{port}\nworkers 2\n")).unwrap();
+    let (st, _, err) = run_binary(
+        &["-s", "reload", "--pid-file", pf.to_str().unwrap()],
+        Duration::from_secs(30),
+    );
+    assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
+    all_answered_by(srv.addr, b"mine\n");
+}
