@@ -586,7 +586,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringstatic-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.conf");
-        std::fs::write(&f, "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\naccess-log-format json\n",
+        )
+        .unwrap();
         let args: Vec<std::ffi::OsString> = ["--config", f.to_str().unwrap(), "--workers", "2"]
             .iter()
             .map(|s| s.into())
@@ -594,6 +598,7 @@ mod tests {
         let c = load(&args).unwrap().cli;
         assert_eq!(c.workers, Workers::Count(2));
         assert_eq!(c.cache_valid, Duration::from_secs(5));
+        assert_eq!(c.access_log_format, LogFormat::Json);
         assert_eq!(c.listen, vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
         let args: Vec<std::ffi::OsString> =
             ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]

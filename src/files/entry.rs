@@ -88,7 +88,7 @@ pub struct FileEntry {
     pub size: u64,
     /// Last modification, whole seconds (what Last-Modified and If-Modified-Since can express).
     pub mtime: i64,
-    /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
+    /// Strong validator, quoted: see `etag`.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
     /// The header lines the response layer made for this entry (`Prepared::lines`).
