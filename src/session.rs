@@ -17,6 +17,9 @@ use crate::response::{Disposition, Reply};
 pub const MAX_QUEUED_CHUNKS: usize = 32;
 /// Unanswered request bytes buffered before we stop receiving from that connection.
 pub const MAX_INBUF: usize = 64 * 1024;
+/// Access-log records held for responses not yet ended before we stop parsing pipelined
+/// requests: a client that pipelines without reading cannot make us hold its heads' text twice.
+pub const MAX_RECORDS: usize = 64 * 1024;
 /// How much of an unparsable head the access log shows.
 const BAD_HEAD_LOGGED: usize = 1024;
 
@@ -140,7 +143,7 @@ impl Session {
     fn answer(&mut self, buf: &[u8], h: &mut impl Handler) -> usize {
         let mut pos = 0;
         while pos < buf.len() && self.ending.is_none() {
-            if self.out.len() >= MAX_QUEUED_CHUNKS {
+            if self.out.len() >= MAX_QUEUED_CHUNKS || self.records.len() >= MAX_RECORDS {
                 // Answered once the queue drains (`resume`); meanwhile the bytes wait in `inbuf`.
                 self.held_back = true;
                 break;
@@ -468,6 +471,22 @@ mod tests {
                 ("GET /a HTTP/1.1".to_string(), 0)
             ]
         );
+    }
+
+    #[test]
+    fn records_held_for_unsent_responses_hold_back_more_requests() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "x".repeat(4096));
+        let many: Vec<u8> = (0..20).flat_map(|_| long.as_bytes().to_vec()).collect();
+        s.feed(&many, &mut h);
+        let answered = s.out().len();
+        assert!(answered < 20 && answered < MAX_QUEUED_CHUNKS, "{answered}");
+        assert!(s.has_input(), "the rest waits");
+        let all: u64 = s.out().iter().map(Chunk::remaining).sum();
+        s.consume(all);
+        assert_eq!(ended(&mut s, false).len(), answered);
+        assert!(s.resume(&mut h));
+        assert_eq!(s.out().len(), 20 - answered);
     }
 
     #[test]
