@@ -480,7 +480,10 @@ mod tests {
         let many: Vec<u8> = (0..20).flat_map(|_| long.as_bytes().to_vec()).collect();
         s.feed(&many, &mut h);
         let answered = s.out().len();
-        assert!(answered < 20 && answered < MAX_QUEUED_CHUNKS, "{answered}");
+        assert!(
+            answered < 20,
+            "held back by the records, not the queue: {answered}"
+        );
         assert!(s.has_input(), "the rest waits");
         let all: u64 = s.out().iter().map(Chunk::remaining).sum();
         s.consume(all);
