@@ -16,7 +16,9 @@
 //! network namespace, exactly the scope in which two listeners on a port collide, need no
 //! writable directory and vanish with the process that holds them.
 //!
-//! Only fresh addresses are claimed. Sockets kept over a reload, passed to a new master by a
+//! `Listeners::ensure` claims all of a configuration's new addresses before it binds any, so two
+//! overlapping addresses of one instance (`127.0.0.1:80` and `0.0.0.0:80`) do not refuse each
+//! other. Only fresh addresses are claimed. Sockets kept over a reload, passed to a new master by a
 //! binary upgrade (both masters hold them for a while, on purpose) or given back by systemd's fd
 //! store are already this instance's; systemd socket activation binds nothing of ours at all.
 
@@ -32,21 +34,27 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 /// An address nobody else listens on, held until the real sockets are bound.
 pub struct Claim {
+    /// The address as configured.
+    pub configured: SocketAddr,
     /// The address to bind (with the port the kernel chose for port 0).
     pub addr: SocketAddr,
     _lock: Option<OwnedFd>,
 }
 
 impl Claim {
-    /// Claims `addr`: EADDRINUSE if anything listens there.
-    pub fn take(addr: SocketAddr) -> io::Result<Claim> {
-        let lock = if addr.port() != 0 {
-            Some(lock(addr.port())?)
+    /// Claims `addr`: EADDRINUSE if anything listens there. `lock`: take the port's lock (not
+    /// when one of our claims already holds it).
+    pub fn take(addr: SocketAddr, lock: bool) -> io::Result<Claim> {
+        let held = if lock && addr.port() != 0 {
+            Some(port_lock(addr.port())?)
         } else {
             None
         };
-        let addr = probe(addr)?;
-        Ok(Claim { addr, _lock: lock })
+        Ok(Claim {
+            configured: addr,
+            addr: probe(addr)?,
+            _lock: held,
+        })
     }
 }
 
@@ -64,7 +72,7 @@ fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
 
 /// The abstract Unix socket `ringstatic.listen.<port>`, bound while this process claims that
 /// port; waits a little while another process holds it.
-fn lock(port: u16) -> io::Result<OwnedFd> {
+fn port_lock(port: u16) -> io::Result<OwnedFd> {
     // SAFETY: plain socket creation; the fd is wrapped in OwnedFd immediately.
     let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -103,11 +111,11 @@ mod tests {
     #[test]
     fn a_listening_address_cannot_be_claimed_a_free_one_can() {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let c = Claim::take(any).unwrap();
+        let c = Claim::take(any, true).unwrap();
         assert_ne!(c.addr.port(), 0);
         let taken = super::super::listen_socket(c.addr).unwrap();
         drop(c);
-        let e = Claim::take(local_addr(taken.as_raw_fd()).unwrap())
+        let e = Claim::take(local_addr(taken.as_raw_fd()).unwrap(), true)
             .err()
             .expect("refused");
         assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
@@ -115,7 +123,7 @@ mod tests {
         let wild: SocketAddr = format!("0.0.0.0:{}", local_addr(taken.as_raw_fd()).unwrap().port())
             .parse()
             .unwrap();
-        assert!(Claim::take(wild).is_err());
+        assert!(Claim::take(wild, true).is_err());
         drop(taken);
     }
 
@@ -124,9 +132,12 @@ mod tests {
         let free = super::super::listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = local_addr(free.as_raw_fd()).unwrap().port();
         drop(free);
-        let held = lock(port).unwrap();
-        assert!(lock(port).is_err(), "a second holder must wait, then fail");
+        let held = port_lock(port).unwrap();
+        assert!(
+            port_lock(port).is_err(),
+            "a second holder must wait, then fail"
+        );
         drop(held);
-        assert!(lock(port).is_ok());
+        assert!(port_lock(port).is_ok());
     }
 }

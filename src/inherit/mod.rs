@@ -211,12 +211,36 @@ impl Listeners {
         if !self.activated.is_empty() {
             return Ok(Vec::new());
         }
+        // Every new address for this instance (not kept over a reload, not inherited from the
+        // old master of a binary upgrade or from systemd's fd store) is claimed first, all before
+        // any is bound, so that two of our own addresses that overlap (`127.0.0.1:80` and
+        // `0.0.0.0:80`) do not refuse each other; anything else listening there refuses it.
+        let mut claims: Vec<claim::Claim> = Vec::new();
+        for &addr in listen {
+            let held = self.bound.iter().any(|b| b.configured == addr)
+                || spare.iter().any(|s| s.0 == addr);
+            if held || claims.iter().any(|c| c.configured == addr) {
+                continue;
+            }
+            let locked = claims.iter().any(|c| c.configured.port() == addr.port());
+            claims.push(
+                claim::Claim::take(addr, !locked).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EADDRINUSE) => format!(
+                        "cannot listen on {addr}: address already in use (another ringstatic, \
+                         or another server, listens there)"
+                    ),
+                    _ => format!("cannot listen on {addr}: {e}"),
+                })?,
+            );
+        }
         let mut next: Vec<Bound> = Vec::new();
         for &addr in listen {
             if next.iter().any(|b| b.configured == addr) {
                 continue;
             }
-            if let Err(e) = self.ensure_one(addr, workers, defer_accept, spare, &mut next) {
+            let claimed = claims.iter().find(|c| c.configured == addr).map(|c| c.addr);
+            if let Err(e) = self.ensure_one(addr, claimed, workers, defer_accept, spare, &mut next)
+            {
                 // Sockets kept for the addresses done so far stay ours (a reload that fails here
                 // goes on serving them).
                 next.retain(|b| !b.sockets.is_empty());
@@ -224,6 +248,8 @@ impl Listeners {
                 return Err(e);
             }
         }
+        // The claims (and their locks) are released only now, with every socket bound.
+        drop(claims);
         let retired = std::mem::replace(&mut self.bound, next);
         Ok(retired)
     }
@@ -233,6 +259,7 @@ impl Listeners {
     fn ensure_one(
         &mut self,
         addr: SocketAddr,
+        claimed: Option<SocketAddr>,
         workers: usize,
         defer_accept: bool,
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
@@ -262,25 +289,12 @@ impl Listeners {
                 }
             }
         };
-        let fresh = b.sockets.is_empty();
         next.push(b);
         let b = next.last_mut().expect("just pushed");
-        // A new address for this instance (not kept over a reload, not inherited from the old
-        // master of a binary upgrade or from systemd's fd store): refuse it if anything already
-        // listens there, instead of joining its SO_REUSEPORT group.
-        let _claim = if fresh {
-            let claim = claim::Claim::take(addr).map_err(|e| match e.raw_os_error() {
-                Some(libc::EADDRINUSE) => format!(
-                    "cannot listen on {addr}: address already in use (another ringstatic, or \
-                     another server, listens there)"
-                ),
-                _ => format!("cannot listen on {addr}: {e}"),
-            })?;
-            b.actual = claim.addr;
-            Some(claim)
-        } else {
-            None
-        };
+        if let Some(a) = claimed {
+            // The claimed address (with the port the kernel chose for port 0).
+            b.actual = a;
+        }
         while b.sockets.len() < workers {
             let fd =
                 listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -470,6 +484,35 @@ mod tests {
             assert_eq!(parse_own_name(&n), Some((addr, 3)));
         }
         assert_eq!(parse_own_name("ringstatic.socket"), None);
+    }
+
+    #[test]
+    fn ensure_claims_new_addresses_but_not_its_own_overlapping_ones() {
+        let free = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = local_addr(free.as_raw_fd()).unwrap().port();
+        drop(free);
+        let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let wild: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+        let mut l = Listeners::default();
+        l.ensure(&[one, wild], 2, false, &mut Vec::new()).unwrap();
+        assert_eq!(l.bound.len(), 2);
+        // A reload adding an address something else listens on fails, and keeps what it had.
+        let other = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let busy = local_addr(other.as_raw_fd()).unwrap();
+        let e = l
+            .ensure(&[one, busy], 2, false, &mut Vec::new())
+            .err()
+            .expect("refused");
+        assert!(
+            e.contains(&busy.to_string()) && e.contains("already in use"),
+            "{e}"
+        );
+        assert_eq!(l.bound.len(), 2);
+        assert!(l.bound.iter().all(|b| b.sockets.len() == 2));
+        // Another instance of the same addresses is refused.
+        let mut second = Listeners::default();
+        assert!(second.ensure(&[one], 1, false, &mut Vec::new()).is_err());
+        assert!(second.bound.is_empty());
     }
 
     #[test]
