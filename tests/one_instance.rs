@@ -183,3 +183,51 @@ fn a_reload_adding_a_served_address_fails_and_keeps_serving() {
     assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
     all_answered_by(srv.addr, b"mine\n");
 }
+
+#[test]
+fn a_reload_that_brings_back_an_address_still_draining_serves_it_again() {
+    let d = TempDir::new("instback");
+    let www = site("instbackwww", b"back\n");
+    std::fs::write(www.join("big.bin"), pattern_bytes(24 << 20, 5)).unwrap();
+    let (pf, conf) = (d.join("rs.pid"), d.join("rs.conf"));
+    let (pa, pb) = (free_port(), free_port());
+    let both =
+        format!("listen 127.0.0.1:{pa}\nlisten 127.0.0.1:{pb}\nworkers 1\nshutdown-timeout 30\n");
+    std::fs::write(&conf, &both).unwrap();
+    let srv = Server::spawn(
+        &[
+            "--config".into(),
+            conf.to_str().unwrap().into(),
+            "--pid-file".into(),
+            pf.to_str().unwrap().into(),
+            www.path().to_str().unwrap().into(),
+        ],
+        2,
+    );
+    let b: std::net::SocketAddr = format!("127.0.0.1:{pb}").parse().unwrap();
+    // A download nobody reads keeps the first worker draining after the next reload.
+    let mut stuck = Conn::open(b);
+    stuck.send(&get_req("/big.bin", &[]));
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stuck.stream, &mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    let reload = || {
+        run_binary(
+            &["-s", "reload", "--pid-file", pf.to_str().unwrap()],
+            Duration::from_secs(30),
+        )
+    };
+    std::fs::write(
+        &conf,
+        format!("listen 127.0.0.1:{pa}\nworkers 1\nshutdown-timeout 30\n"),
+    )
+    .unwrap();
+    let (st, _, err) = reload();
+    assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
+    // B comes back while its old worker still drains: its own sockets serve it again.
+    std::fs::write(&conf, &both).unwrap();
+    let (st, _, err) = reload();
+    assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
+    all_answered_by(b, b"back\n");
+    drop(stuck);
+}
