@@ -37,14 +37,22 @@ impl PidFile {
             // SAFETY: flock on an fd we own; no memory is involved.
             if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } < 0 {
                 let e = std::io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                    return Err(fail(e));
+                match e.raw_os_error() {
+                    Some(libc::EWOULDBLOCK) => {
+                        let owner = read(path).map_or_else(|_| "?".to_string(), |p| p.to_string());
+                        return Err(format!(
+                            "pid file {} is locked by another running ringstatic (pid {owner})",
+                            path.display()
+                        ));
+                    }
+                    // A file system without locks (some network ones): go on unlocked, saying so.
+                    Some(libc::ENOLCK) | Some(libc::EOPNOTSUPP) => eprintln!(
+                        "ringstatic: cannot lock pid file {}: {e}; a second instance given it \
+                         would not be refused",
+                        path.display()
+                    ),
+                    _ => return Err(fail(e)),
                 }
-                let owner = read(path).map_or_else(|_| "?".to_string(), |p| p.to_string());
-                return Err(format!(
-                    "pid file {} is locked by another running ringstatic (pid {owner})",
-                    path.display()
-                ));
             }
             let ours = f.metadata().map_err(fail)?;
             match std::fs::metadata(path) {
