@@ -488,13 +488,25 @@ mod tests {
 
     #[test]
     fn ensure_claims_new_addresses_but_not_its_own_overlapping_ones() {
-        let free = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = local_addr(free.as_raw_fd()).unwrap().port();
-        drop(free);
-        let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let wild: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
-        let mut l = Listeners::default();
-        l.ensure(&[one, wild], 2, false, &mut Vec::new()).unwrap();
+        // A port found free may be taken again before we bind it (by a client's connection on
+        // this busy machine): then try another.
+        let mut tries = 0;
+        let (one, mut l) = loop {
+            let free = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+            let port = local_addr(free.as_raw_fd()).unwrap().port();
+            drop(free);
+            let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let wild: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+            let mut l = Listeners::default();
+            match l.ensure(&[one, wild], 2, false, &mut Vec::new()) {
+                Ok(_) => break (one, l),
+                Err(e) if tries < 10 && e.to_lowercase().contains("in use") => {
+                    eprintln!("port {port} taken meanwhile, another one: {e}");
+                    tries += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         assert_eq!(l.bound.len(), 2);
         // A reload adding an address something else listens on fails, and keeps what it had.
         let other = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
