@@ -35,6 +35,26 @@ fn refused(args: &[&str]) -> Vec<String> {
     lines
 }
 
+/// Waits until none of `old` is among the master's workers and `n` workers run: a reload's
+/// overlap of old and new workers is over. (Requests are checked after it: this file tests which
+/// sockets serve an address, not the overlap itself, which tests/signals.rs covers.)
+#[track_caller]
+fn wait_replaced(srv: &Server, old: &[i32], n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = srv.worker_pids();
+        if now.len() == n && !now.iter().any(|p| old.contains(p)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "old workers {old:?} still there: {now:?}\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Every request on `addr` is answered by the instance serving `body`.
 #[track_caller]
 fn all_answered_by(addr: std::net::SocketAddr, body: &[u8]) {
@@ -154,7 +174,7 @@ fn a_reload_adding_a_served_address_fails_and_keeps_serving() {
         ],
         1,
     );
-    srv.wait_workers(2, Duration::from_secs(10));
+    let first = srv.wait_workers(2, Duration::from_secs(10));
     let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = other.local_addr().unwrap();
     std::fs::write(
@@ -181,6 +201,7 @@ fn a_reload_adding_a_served_address_fails_and_keeps_serving() {
         Duration::from_secs(30),
     );
     assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
+    wait_replaced(&srv, &first, 2);
     all_answered_by(srv.addr, b"mine\n");
 }
 
@@ -204,6 +225,7 @@ fn a_reload_that_brings_back_an_address_still_draining_serves_it_again() {
         ],
         2,
     );
+    let gen0 = srv.wait_workers(1, Duration::from_secs(10));
     let b: std::net::SocketAddr = format!("127.0.0.1:{pb}").parse().unwrap();
     // A download nobody reads keeps the first worker draining after the next reload.
     let mut stuck = Conn::open(b);
@@ -228,6 +250,7 @@ fn a_reload_that_brings_back_an_address_still_draining_serves_it_again() {
     std::fs::write(&conf, &both).unwrap();
     let (st, _, err) = reload();
     assert_eq!(st.code(), Some(0), "{err}\n{}", srv.log());
-    all_answered_by(b, b"back\n");
     drop(stuck);
+    wait_replaced(&srv, &gen0, 1);
+    all_answered_by(b, b"back\n");
 }
