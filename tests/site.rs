@@ -153,6 +153,9 @@ fn clean_urls() {
     d.write("both", b"plain both");
     d.write("both.html", b"<p>both html</p>");
     d.write("notes.txt", b"notes");
+    // Same size, written in the same second: the same ETag, but not the same file.
+    d.write("twin", b"plain");
+    d.write("twin.html", b"<br/>");
     let s = Server::start(d.path(), &["--clean-urls"]);
     let r = get(s.addr, "/about");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -171,6 +174,13 @@ fn clean_urls() {
     let r = get(s.addr, "/both.html");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.body, b"<p>both html</p>");
+    let r = get(s.addr, "/twin.html");
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (200, &b"<br/>"[..]),
+        "{}",
+        r.describe()
+    );
     assert_eq!(get(s.addr, "/notes").status, 404, "only .html is tried");
     assert_eq!(
         get(s.addr, "/blog").status,

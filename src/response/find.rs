@@ -44,7 +44,7 @@ pub(super) fn find(ctx: &mut Ctx, target: &Target) -> Found {
                 if let Some(clean) = clean_path(&target.path) {
                     // Redirected only when the clean URL serves this very file.
                     if let Lookup::File(g) = lookup(ctx, &clean) {
-                        if g.etag == f.etag {
+                        if g.same_file(&f) {
                             return Found::Redirect(location(&clean, target, false));
                         }
                     }
