@@ -42,13 +42,15 @@
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O
-//!   - `http::request` head parsing and limits; `http::target` decoding and normalisation;
+//!   - `http::request` head parsing and limits; `http::host` Host and authority syntax;
+//!     `http::target` decoding and normalisation;
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
 //!     `http::status` reason phrases and error bodies; `http::token` shared lexing
 //! - `response`   the pipeline: method -> target -> dotfiles -> cache -> preconditions -> range
 //!   - `response::prepare`      a file's header lines and prebuilt 200 head, once per cache entry
 //!   - `response::not_modified` 304 / 412; `response::range` 206 / 416;
-//!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
+//!     `response::multipart` multipart/byteranges; `response::boundary` a boundary per
+//!     response; `response::error` errors and redirects
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts and bytes (and its representation, `Coding`)

@@ -63,6 +63,9 @@ pub struct Facts<'a> {
     pub size: u64,
     /// Last modification, whole seconds.
     pub mtime: i64,
+    /// `mtime` is a strong validator: the file was looked at after its second was over, so no
+    /// other version can have the same date. Otherwise no Last-Modified is sent for it.
+    pub lm_strong: bool,
     /// The strong ETag, quoted.
     pub etag: &'a [u8],
     pub content_type: &'static str,
@@ -88,6 +91,9 @@ pub struct FileEntry {
     pub size: u64,
     /// Last modification, whole seconds (what Last-Modified and If-Modified-Since can express).
     pub mtime: i64,
+    /// The file was looked at after `mtime`'s second was over: the date names this version
+    /// alone (RFC 9110 8.8.2.2), and responses carry it as Last-Modified.
+    pub lm_strong: bool,
     /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
@@ -141,11 +147,17 @@ impl FileEntry {
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
         let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
         let content_type = content_type(path);
+        // Looked at (the last fstat) before now; a change after now gets a later mtime.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let lm_strong = now > st.st_mtime;
         let prepared = prepare(&Facts {
             path,
             coding,
             size: st.st_size as u64,
             mtime: st.st_mtime,
+            lm_strong,
             etag: &etag,
             content_type,
             resident: bytes.is_some(),
@@ -157,6 +169,7 @@ impl FileEntry {
         Ok(FileEntry {
             size: st.st_size as u64,
             mtime: st.st_mtime,
+            lm_strong,
             etag: etag.into(),
             content_type,
             lines: prepared.lines,
@@ -182,6 +195,7 @@ impl FileEntry {
             coding: Coding::Identity,
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag,
             content_type,
             resident,
@@ -194,6 +208,7 @@ impl FileEntry {
         FileEntry {
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag: etag.into(),
             content_type,
             lines: prepared.lines,

@@ -3,6 +3,7 @@
 //! uses none of them for text.
 //!
 //! - [`request`]: request-head parsing and framing checks (RFC 9112).
+//! - [`host`]: `host [ ":" port ]` syntax for Host, absolute-form and CONNECT (RFC 3986).
 //! - [`target`]: request-target resolution, path normalization, hidden-path
 //!   policy and redirect `Location` construction.
 //! - [`range`]: `Range` header evaluation (RFC 9110 14).
@@ -16,6 +17,7 @@
 pub mod conditional;
 pub mod date;
 pub mod head;
+pub mod host;
 pub mod range;
 pub mod request;
 pub mod status;
