@@ -59,6 +59,9 @@
 //! - `mime`       Content-Type by file extension
 //! - `accesslog`  the combined-format access log's lines and batches
 //!
+//! **Off the request path**
+//! - `invariants` the parsers' promises as checks, shared by `fuzz/` and `tests/properties.rs`
+//!
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into
 //!   `config::ServeConfig`; it lands in the entry's lines and prebuilt head, so a hit pays nothing.
@@ -80,6 +83,7 @@ pub mod control;
 pub mod files;
 pub mod http;
 pub mod inherit;
+pub mod invariants;
 pub mod master;
 pub mod mime;
 pub mod notify;
