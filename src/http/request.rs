@@ -304,8 +304,11 @@ fn check_version(v: &[u8], complete: bool) -> Result<Option<Version>, HeadError>
     if !shape_ok {
         return Err(HeadError::BadRequest);
     }
+    // Only a complete line is judged: on a cut line, "HTTP/2.0" may still be followed by
+    // more bytes that make it malformed (400, not 505), and the answer must not depend on how
+    // the head was split into reads (found by the `head` fuzz target).
     match v {
-        [.., major, b'.', minor] if v.len() == SHAPE.len() => match (major, minor) {
+        [.., major, b'.', minor] if complete && v.len() == SHAPE.len() => match (major, minor) {
             (b'1', b'0') => Ok(Some(Version::Http10)),
             (b'1', _) => Ok(Some(Version::Http11)),
             _ => Err(HeadError::VersionNotSupported),
@@ -967,6 +970,17 @@ mod tests {
         }
         // obs-text in values is allowed.
         complete(b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: caf\xe9\r\n\r\n");
+    }
+
+    #[test]
+    fn a_version_is_judged_on_the_complete_line_only() {
+        // Cut after "HTTP/0.1" this once said 505, whole it says 400.
+        let whole = b"GET / HTTP/0.1\x1d\r\nHost: h\r\n\r\n";
+        assert_eq!(err(whole), HeadError::BadRequest);
+        partial(&whole[..14]);
+        assert_eq!(err(b"GET / HTTP/2.0\r\n"), HeadError::VersionNotSupported);
+        partial(b"GET / HTTP/2.0");
+        crate::invariants::head(whole);
     }
 
     #[test]
