@@ -16,7 +16,7 @@ fn memchr_newline(data: &[u8]) -> Option<usize> {
 
 /// Decimal digits, saturating: a length of any size.
 fn parse_len(s: &[u8]) -> u64 {
-    s.iter()
-        .filter(|b| b.is_ascii_digit())
-        .fold(0u64, |n, &d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+    s.iter().filter(|b| b.is_ascii_digit()).fold(0u64, |n, &d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    })
 }
