@@ -165,6 +165,34 @@ pub fn host(v: &[u8]) {
     }
 }
 
+/// An Accept-Encoding value: weights are at most 1; a coding gets a weight only when the value
+/// names it (or `*`); identity stays acceptable unless the value names `identity` or `*`; no
+/// header at all means identity only.
+pub fn accept_encoding(v: &[u8]) {
+    use crate::http::accept_encoding::{parse, Weights};
+    assert_eq!(parse(None), Weights::IDENTITY_ONLY);
+    let w = parse(Some(v));
+    for x in [w.br, w.zstd, w.gzip, w.identity] {
+        assert!(x <= 1000, "weight {x} in {w:?}");
+    }
+    let lower = v.to_ascii_lowercase();
+    let names = |t: &[u8]| memchr::memmem::find(&lower, t).is_some();
+    let star = names(b"*");
+    assert!(w.br == 0 || names(b"br") || star, "br from nowhere: {w:?}");
+    assert!(
+        w.zstd == 0 || names(b"zstd") || star,
+        "zstd from nowhere: {w:?}"
+    );
+    assert!(
+        w.gzip == 0 || names(b"gzip") || star,
+        "gzip from nowhere: {w:?}"
+    );
+    assert!(
+        w.identity > 0 || names(b"identity") || star,
+        "identity excluded: {w:?}"
+    );
+}
+
 /// A config file's text: parsed and validated without panicking; what it accepts converts to
 /// the settings a worker runs with; what it refuses says why.
 pub fn config_text(text: &str) {

@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const TARGETS: [&str; 6] = ["head", "target", "range", "conditional", "host", "config"];
+const TARGETS: [&str; 7] = [
+    "head",
+    "target",
+    "range",
+    "conditional",
+    "host",
+    "accept_encoding",
+    "config",
+];
 /// Seconds each target is fuzzed for.
 const SECONDS_EACH: u32 = 3;
 

@@ -216,6 +216,15 @@ proptest! {
     }
 
     #[test]
+    fn accept_encoding_weights_come_from_the_header(parts in prop::collection::vec((
+        prop::sample::select(vec!["br", "BR", "zstd", "gzip", "x-gzip", "identity", "*", "deflate", "", "b r"]),
+        prop::sample::select(vec!["", ";q=0", ";q=1", ";q=0.5", ";q=0.001", ";q=1.0001", ";q=", ";level=1", " ; q=0.9"]),
+    ), 0..6), sep in prop::sample::select(vec![",", ", ", " ,", ",,"])) {
+        let v: Vec<String> = parts.iter().map(|(t, q)| format!("{t}{q}")).collect();
+        invariants::accept_encoding(v.join(sep).as_bytes());
+    }
+
+    #[test]
     fn a_config_file_never_panics(lines in prop::collection::vec((
         prop::sample::select(vec!["root", "listen", "workers", "cache-valid", "cache-bytes", "inline-max",
             "header-timeout", "serve-dotfiles", "large-body", "access-log", "# c", "", "bogus", "pid-file"]),

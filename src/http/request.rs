@@ -90,6 +90,8 @@ pub struct Request<'a> {
     pub if_unmodified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
+    /// Read by `http::accept_encoding` only when the file has coded variants.
+    pub accept_encoding: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
 }
@@ -186,6 +188,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
         if_unmodified_since: None,
         range: None,
         if_range: None,
+        accept_encoding: None,
         user_agent: None,
         referer: None,
     };
@@ -390,6 +393,7 @@ fn apply_fields<'a>(
                 // 1*DIGIT (RFC 9110 8.6): "00" is a zero like "0".
                 content_length = Some(parse_u64(value).ok_or(HeadError::BadRequest)?);
             }
+            15 if is(b"accept-encoding") => set_first(&mut req.accept_encoding, value),
             17 if is(b"if-modified-since") => set_date(&mut req.if_modified_since, value),
             17 if is(b"transfer-encoding") => {
                 transfer_encoding = true;
