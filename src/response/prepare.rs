@@ -101,7 +101,7 @@ mod tests {
         };
         assert_eq!(
             &prepare(&cfg(None), &weak).lines[..],
-            b"ETag: \"1-5-0\"\r\nAccept-Ranges: bytes\r\n"
+            b"ETag: \"1-5-0\"\r\nAccept-Ranges: bytes\r\nVary: Accept-Encoding\r\n"
         );
         let p = prepare(&cfg(Some("max-age=60")), &facts(false));
         assert!(p
