@@ -89,6 +89,9 @@ impl Master {
         if let Err(e) = check_root(&next.cli.root()) {
             return fail(self, e, replier);
         }
+        if let Err(e) = crate::privileges::check_workers_can_read(&next.cli) {
+            return fail(self, e, replier);
+        }
         eprintln!("ringstatic: reloading");
         self.systemd.reloading();
         let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
