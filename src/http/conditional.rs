@@ -12,8 +12,9 @@
 //! without Last-Modified, so a date a client holds always names the last version of its second.
 //! Against a version whose date is not strong, no date condition is taken as proof that the
 //! bytes are unchanged: If-Range is not satisfied (200, the whole file), and neither
-//! If-Modified-Since (no 304) nor If-Unmodified-Since (412) is answered from it. The entity-tag,
-//! which carries the mtime's nanoseconds, is the validator that resumes reliably either way.
+//! If-Modified-Since (no 304) nor If-Unmodified-Since (412) is answered from it. The entity-tag
+//! is nginx's (modification second and size), so it shares the date's limit for a rewrite of
+//! the same size within the same second; it is compared as sent.
 
 use super::date::parse_http_date;
 use super::token::{trim_leading_ows, trim_ows};
@@ -327,7 +328,7 @@ mod tests {
             assert_eq!(evaluate(None, None, None, Some(AFTER), &v), Proceed);
             assert_eq!(evaluate(None, Some(LM_STR), None, None, &v), Failed);
             assert_eq!(evaluate(None, Some(AFTER), None, None, &v), Failed);
-            // The entity-tag still proves it.
+            // The entity-tag is compared as sent, whatever the date.
             assert!(if_range_allows_range(b"\"1a-2b\"", &v));
             assert_eq!(
                 evaluate(None, None, Some(b"\"1a-2b\""), None, &v),
