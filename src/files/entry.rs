@@ -99,6 +99,9 @@ pub struct Facts<'a> {
     pub size: u64,
     /// Last modification, whole seconds.
     pub mtime: i64,
+    /// `mtime` is a strong validator: the file was looked at after its second was over, so no
+    /// other version can have the same date. Otherwise no Last-Modified is sent for it.
+    pub lm_strong: bool,
     /// The strong ETag, quoted.
     pub etag: &'a [u8],
     pub content_type: &'static str,
@@ -135,6 +138,9 @@ pub struct FileEntry {
     pub size: u64,
     /// Last modification, whole seconds (what Last-Modified and If-Modified-Since can express).
     pub mtime: i64,
+    /// The file was looked at after `mtime`'s second was over: the date names this version
+    /// alone (RFC 9110 8.8.2.2), and responses carry it as Last-Modified.
+    pub lm_strong: bool,
     /// Strong validator, quoted: see `etag`.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
@@ -202,9 +208,18 @@ impl FileEntry {
             }
         }
         let etag = etag(st.st_mtime, st.st_size as u64, coding);
-        let (content_type, mtime) = match origin {
-            Some(o) => (o.content_type, o.mtime),
-            None => (crate::mime::content_type(name), st.st_mtime),
+        // Looked at (the last fstat) before now; a change after now gets a later mtime. A
+        // sibling's date is its original's, and so is whether that date is strong.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (content_type, mtime, lm_strong) = match origin {
+            Some(o) => (o.content_type, o.mtime, o.lm_strong),
+            None => (
+                crate::mime::content_type(name),
+                st.st_mtime,
+                now > st.st_mtime,
+            ),
         };
         let prepared = prepare(&Facts {
             path,
@@ -212,6 +227,7 @@ impl FileEntry {
             coding,
             size: st.st_size as u64,
             mtime,
+            lm_strong,
             etag: &etag,
             content_type,
             resident: bytes.is_some(),
@@ -223,6 +239,7 @@ impl FileEntry {
         Ok(FileEntry {
             size: st.st_size as u64,
             mtime,
+            lm_strong,
             etag: etag.into(),
             content_type,
             compressible: crate::mime::is_compressible(content_type),
@@ -252,6 +269,7 @@ impl FileEntry {
             coding,
             size: bytes.len() as u64,
             mtime: origin.mtime,
+            lm_strong: origin.lm_strong,
             etag: &etag,
             content_type: origin.content_type,
             resident: true,
@@ -259,6 +277,7 @@ impl FileEntry {
         FileEntry {
             size: bytes.len() as u64,
             mtime: origin.mtime,
+            lm_strong: origin.lm_strong,
             etag: etag.into(),
             content_type: origin.content_type,
             compressible: origin.compressible,
@@ -288,12 +307,18 @@ impl FileEntry {
     ) -> FileEntry {
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
         let etag = format!("\"d{:x}-{:x}-{:x}\"", st.st_ino, bytes.len(), mtime_ns).into_bytes();
+        // The directory's date is strong once its second is over (as a file's, in `load`).
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let lm_strong = now > st.st_mtime;
         let prepared = prepare(&Facts {
             path,
             name: path,
             coding: Coding::Identity,
             size: bytes.len() as u64,
             mtime: st.st_mtime,
+            lm_strong,
             etag: &etag,
             content_type,
             resident: true,
@@ -304,6 +329,7 @@ impl FileEntry {
             etag: etag.into(),
             content_type,
             compressible: false,
+            lm_strong,
             name: Box::default(),
             lines: prepared.lines,
             meta_at: prepared.meta_at,
@@ -339,6 +365,7 @@ impl FileEntry {
             coding: Coding::Identity,
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag,
             content_type,
             resident,
@@ -351,6 +378,7 @@ impl FileEntry {
         FileEntry {
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag: etag.into(),
             content_type,
             compressible: crate::mime::is_compressible(content_type),
