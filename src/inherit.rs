@@ -11,6 +11,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use crate::config::ListenSpec;
+
 /// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
 pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
 /// `name=fd,name=fd,...`: the listening sockets handed to a new master in a binary upgrade.
@@ -154,6 +156,8 @@ pub fn is_listening_stream(fd: RawFd) -> bool {
 /// One configured address and the sockets bound for it.
 pub struct Bound {
     pub configured: SocketAddr,
+    /// Connections on it start with a PROXY protocol header (`--listen ADDR,proxy-protocol`).
+    pub proxy: bool,
     pub actual: SocketAddr,
     pub sockets: Vec<OwnedFd>,
 }
@@ -201,7 +205,7 @@ impl Listeners {
     /// using them are gone). With activated sockets, --listen is ignored.
     pub fn ensure(
         &mut self,
-        listen: &[SocketAddr],
+        listen: &[ListenSpec],
         workers: usize,
         defer_accept: bool,
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
@@ -210,7 +214,8 @@ impl Listeners {
             return Ok(Vec::new());
         }
         let mut next: Vec<Bound> = Vec::new();
-        for &addr in listen {
+        for spec in listen {
+            let addr = spec.addr;
             if next.iter().any(|b| b.configured == addr) {
                 continue;
             }
@@ -233,6 +238,7 @@ impl Listeners {
                     };
                     Bound {
                         configured: addr,
+                        proxy: spec.proxy_protocol,
                         actual,
                         sockets,
                     }
@@ -253,6 +259,7 @@ impl Listeners {
                 set_defer_accept(s.as_raw_fd(), defer_accept)
                     .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
             }
+            b.proxy = spec.proxy_protocol;
             next.push(b);
         }
         let retired = std::mem::replace(&mut self.bound, next);
@@ -262,17 +269,18 @@ impl Listeners {
     /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
     /// beyond `n`, left from a larger worker count, are spread so none is left unserved), and
     /// every activated socket.
-    pub fn for_worker(&self, w: usize, n: usize) -> Vec<RawFd> {
+    /// Each comes with whether it is a proxy-protocol listener (activated sockets are not).
+    pub fn for_worker(&self, w: usize, n: usize) -> Vec<(RawFd, bool)> {
         let mut fds = Vec::new();
         for b in &self.bound {
             for (j, s) in b.sockets.iter().enumerate() {
                 if j % n.max(1) == w {
-                    fds.push(s.as_raw_fd());
+                    fds.push((s.as_raw_fd(), b.proxy));
                 }
             }
         }
         for (_, _, s) in &self.activated {
-            fds.push(s.as_raw_fd());
+            fds.push((s.as_raw_fd(), false));
         }
         fds
     }
@@ -413,6 +421,13 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 mod tests {
     use super::*;
 
+    fn plain(addr: SocketAddr) -> ListenSpec {
+        ListenSpec {
+            addr,
+            proxy_protocol: false,
+        }
+    }
+
     #[test]
     fn names_round_trip() {
         for a in ["127.0.0.1:8080", "[::1]:80", "0.0.0.0:0"] {
@@ -428,13 +443,13 @@ mod tests {
     fn ensure_binds_reuses_and_spreads() {
         let mut l = Listeners::default();
         let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let retired = l.ensure(&[a], 2, true, &mut Vec::new()).unwrap();
+        let retired = l.ensure(&[plain(a)], 2, true, &mut Vec::new()).unwrap();
         assert!(retired.is_empty());
         assert_eq!(l.bound[0].sockets.len(), 2);
         let port = l.bound[0].actual.port();
         assert_ne!(port, 0);
         // Growing keeps the same port; shrinking keeps every socket, spread over fewer workers.
-        l.ensure(&[a], 3, false, &mut Vec::new()).unwrap();
+        l.ensure(&[plain(a)], 3, false, &mut Vec::new()).unwrap();
         assert_eq!(l.bound[0].sockets.len(), 3);
         assert_eq!(l.bound[0].actual.port(), port);
         assert_eq!(l.for_worker(0, 2).len(), 2);

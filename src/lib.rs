@@ -72,6 +72,7 @@
 //! `ring` that measures the kernel's share of a request (`bench/run.sh --peers floor`).
 
 pub mod accesslog;
+pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod control;
@@ -79,6 +80,7 @@ pub mod files;
 pub mod http;
 pub mod inherit;
 pub mod master;
+pub mod metrics;
 pub mod mime;
 pub mod notify;
 pub mod pidfile;

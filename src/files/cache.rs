@@ -73,6 +73,19 @@ pub struct FileCache {
     /// Files up to this size are kept in memory (`--inline-max`); see README.md for the figures.
     inline_max: u64,
     valid_ms: u64,
+    /// Counted for the metrics (plain fields: the worker publishes them on its tick).
+    pub stats: CacheStats,
+}
+
+/// What the cache did, for the metrics.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries dropped to make room (not stale ones replaced).
+    pub evictions: u64,
+    /// Entries that hold a file descriptor open now.
+    pub open_fds: u64,
 }
 
 impl FileCache {
@@ -90,6 +103,7 @@ impl FileCache {
             bytes: 0,
             inline_max,
             valid_ms,
+            stats: CacheStats::default(),
         }
     }
 
@@ -107,6 +121,7 @@ impl FileCache {
             if now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms {
                 let v = node.value.clone();
                 self.touch(idx);
+                self.stats.hits += 1;
                 return v;
             }
             // Stale: a file whose version is unchanged is kept; anything else is looked up anew.
@@ -116,12 +131,14 @@ impl FileCache {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
                         self.touch(idx);
+                        self.stats.hits += 1;
                         return v;
                     }
                 }
             }
             self.remove(idx);
         }
+        self.stats.misses += 1;
         let value = self.resolve(root, key, prepare);
         if let Lookup::Status(500 | 503) = value {
             return value; // transient: don't cache
@@ -179,6 +196,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
         let node = Node {
             key: key.path.into(),
@@ -199,6 +217,7 @@ impl FileCache {
             }
         };
         self.bytes += bytes;
+        self.stats.open_fds += holds_fd(&self.nodes[idx as usize].value) as u64;
         self.maps[key.coding.index()].insert(key.path.into(), idx);
         self.link_front(idx);
     }
@@ -209,6 +228,7 @@ impl FileCache {
         let key = std::mem::take(&mut node.key);
         let value = std::mem::replace(&mut node.value, Lookup::Status(404));
         self.bytes -= entry_bytes(&value);
+        self.stats.open_fds -= holds_fd(&value) as u64;
         self.maps[node.coding.index()].remove(&key);
         self.free.push(idx);
         // `value` drops here: the fd closes unless a transfer still holds it.
@@ -221,6 +241,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
     }
 
@@ -278,6 +299,10 @@ impl FileCache {
     pub fn memory_bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+fn holds_fd(v: &Lookup) -> bool {
+    matches!(v, Lookup::File(f) if matches!(f.body, Body::Fd(_)))
 }
 
 fn entry_bytes(v: &Lookup) -> u64 {

@@ -9,13 +9,12 @@
 //! and the listening sockets go back to what the running configuration serves). Either way the
 //! `ringstatic -s reload` processes waiting are answered.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::setup::{allowed_cpus, worker_count};
 use super::supervise::Which;
 use super::Master;
-use crate::config::{check_root, Loaded};
+use crate::config::{check_root, ListenSpec, Loaded};
 use crate::inherit::Bound;
 use crate::sigset::RELOAD_MARK;
 
@@ -30,7 +29,7 @@ pub struct Reload {
     repliers: Vec<i32>,
     pub next: Loaded,
     /// Addresses and worker count served before, to go back to if the reload is abandoned.
-    before_listen: Vec<SocketAddr>,
+    before_listen: Vec<ListenSpec>,
     before_workers: usize,
     /// Sockets of addresses the new configuration drops.
     retired: Vec<Bound>,
@@ -76,7 +75,8 @@ impl Master {
             r.repliers.extend(replier);
             return;
         }
-        let fail = |m: &Master, why: String, replier: Option<i32>| {
+        let fail = |m: &mut Master, why: String, replier: Option<i32>| {
+            m.reloads_failed += 1;
             eprintln!("ringstatic: reload failed, keeping the running configuration: {why}");
             m.systemd
                 .send("STATUS=reload failed; serving the previous configuration");
@@ -91,7 +91,15 @@ impl Master {
         }
         eprintln!("ringstatic: reloading");
         self.systemd.reloading();
-        let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
+        let before_listen: Vec<_> = self
+            .listeners
+            .bound
+            .iter()
+            .map(|b| ListenSpec {
+                addr: b.configured,
+                proxy_protocol: b.proxy,
+            })
+            .collect();
         let before_workers = self.sup.serving();
         let n = worker_count(&next, allowed_cpus().len());
         let retired =
@@ -146,6 +154,7 @@ impl Master {
             self.sup.count(gen)
         );
         self.systemd.send("READY=1\nSTATUS=reloaded");
+        self.reloads_ok += 1;
         reply(&r.repliers, true);
     }
 
@@ -153,6 +162,7 @@ impl Master {
     pub(super) fn abandon_reload(&mut self, why: &str) {
         let Some(r) = self.reload.take() else { return };
         eprintln!("ringstatic: reload failed, keeping the running configuration: {why}");
+        self.reloads_failed += 1;
         self.sup.retire(|g| g == r.gen);
         self.sup.signal(Which::Gen(r.gen), libc::SIGTERM);
         self.listeners.bound.extend(r.retired);

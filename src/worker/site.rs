@@ -12,6 +12,7 @@ use crate::files::body::Chunk;
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
 use crate::http::request::{Request, Version};
+use crate::metrics::Counters;
 use crate::response::{respond, write_error, Ctx, Reply};
 use crate::session::{Handler, Intake};
 
@@ -21,6 +22,8 @@ pub struct Site {
     boundary: String,
     access_log: Option<AccessLog>,
     requests: u64,
+    /// The worker's counters (the request path's and the worker's own), published on the tick.
+    pub counters: Counters,
 }
 
 impl Site {
@@ -36,6 +39,7 @@ impl Site {
             boundary,
             access_log,
             requests: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -68,8 +72,11 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> Intake {
+        let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        c.session.feed(data, &mut h)
+        let intake = c.session.feed(data, &mut h);
+        c.queued(self.requests - before, clock.now_ms);
+        intake
     }
 
     /// Answers the requests a session held back while its output was full.
@@ -80,8 +87,16 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> bool {
+        let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        c.session.resume(&mut h)
+        let held = c.session.resume(&mut h);
+        c.queued(self.requests - before, clock.now_ms);
+        held
+    }
+
+    /// The cache's counts, for the tick to publish with the rest.
+    pub fn cache_stats(&self) -> (crate::files::cache::CacheStats, usize) {
+        (self.cache.stats, self.cache.len())
     }
 
     fn handler<'a>(
@@ -104,6 +119,7 @@ impl Site {
             },
             log: self.access_log.as_mut(),
             requests: &mut self.requests,
+            counters: &mut self.counters,
             peer,
         }
     }
@@ -114,6 +130,7 @@ struct Requests<'a> {
     ctx: Ctx<'a>,
     log: Option<&'a mut AccessLog>,
     requests: &'a mut u64,
+    counters: &'a mut Counters,
     peer: Option<&'a [u8]>,
 }
 
@@ -136,6 +153,8 @@ impl Handler for Requests<'_> {
 
     fn answered(&mut self, head: &[u8], req: Option<&Request>, status: u16, body_bytes: u64) {
         *self.requests += 1;
+        self.counters
+            .answered(status, req.map(|r| r.method), body_bytes);
         if let Some(l) = self.log.as_deref_mut() {
             l.record(
                 self.peer.unwrap_or(b"-"),
