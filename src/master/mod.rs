@@ -185,6 +185,8 @@ impl Master {
     fn run_loop(&mut self) -> i32 {
         loop {
             self.start_due();
+            // Before sleeping: the status thread sees what this turn (and start_due) changed.
+            self.publish_status();
             let until = self.next_due(Instant::now());
             let pipe = self.upgrade.as_ref().map(Upgrade::fd);
             if let Some(sig) = self.signals.wait(until, pipe) {
@@ -204,7 +206,6 @@ impl Master {
                 &self.sup,
                 self.stop.is_some() || self.drain_until.is_some(),
             );
-            self.publish_status();
             if let Some(code) = self.check_stop() {
                 return code;
             }
