@@ -15,7 +15,8 @@
 //! This file holds the loop and the decisions that need the whole picture; the parts that each
 //! have one concern live beside it: `supervise` (worker processes, exits, backoff), `reload` and
 //! `upgrade` (their state machines), `systemd` (what systemd is told), `signals` (how signals are
-//! taken) and `setup` (process plumbing).
+//! taken), `setup` (process plumbing), and `status` with `exposition` (the status listener's
+//! thread, which the loop feeds a `View` of itself after every turn).
 
 mod exposition;
 mod reload;
