@@ -86,7 +86,10 @@ fn log_lines(d: &TempDir, name: &str) -> Vec<String> {
 fn wait_traffic(d: &TempDir, name: &str, n: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while log_lines(d, name).len() <= n {
-        assert!(Instant::now() < deadline, "{what}: {name} got no traffic from HAProxy");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {name} got no traffic from HAProxy"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -145,12 +148,19 @@ fn rolling_restart_behind_haproxy_loses_no_request() {
         if names.iter().all(|n| !log_lines(&d, n).is_empty()) {
             break;
         }
-        assert!(Instant::now() < deadline, "HAProxy never used both backends:\n{}", hap_out());
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy never used both backends:\n{}",
+            hap_out()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     let load = Load::start(front, 4, targets, Duration::from_secs(50));
-    assert!(load.wait_ok(200, Duration::from_secs(15)), "no load through HAProxy");
+    assert!(
+        load.wait_ok(200, Duration::from_secs(15)),
+        "no load through HAProxy"
+    );
     for (k, name) in names.iter().enumerate() {
         let (port, status) = ports[k];
         servers[k].signal(libc::SIGTERM);

@@ -12,6 +12,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -49,6 +51,9 @@ pub struct View {
 pub struct Status {
     view: Arc<Mutex<View>>,
     pub addr: SocketAddr,
+    /// A second descriptor of the listening socket, to shut it down from here (`close`).
+    socket: Option<OwnedFd>,
+    closing: Arc<AtomicBool>,
 }
 
 impl Status {
@@ -72,14 +77,35 @@ impl Status {
             Some(l) => l.local_addr().unwrap_or(addr),
             None => addr,
         };
+        let socket = listener
+            .as_ref()
+            .and_then(|l| l.as_fd().try_clone_to_owned().ok());
+        let closing = Arc::new(AtomicBool::new(false));
+        let stop = closing.clone();
         std::thread::Builder::new()
             .name("status".into())
             .spawn(move || {
                 let listener = listener.unwrap_or_else(|| bind_when_free(addr));
-                serve(listener, board, shared, started)
+                serve(listener, board, shared, started, stop)
             })
             .map_err(|e| format!("cannot start the status listener thread: {e}"))?;
-        Ok(Status { view, addr: bound })
+        Ok(Status {
+            view,
+            addr: bound,
+            socket,
+            closing,
+        })
+    }
+
+    /// Closes the listener, so that the new master of a binary upgrade can take the address
+    /// over (it keeps trying) while this one finishes its responses. The thread ends.
+    pub fn close(self) {
+        self.closing.store(true, Ordering::SeqCst);
+        if let Some(s) = &self.socket {
+            // SAFETY: shutdown(2) on our own descriptor of the socket: a blocked accept in the
+            // thread returns an error, the thread sees `closing` and drops its descriptor.
+            unsafe { libc::shutdown(s.as_raw_fd(), libc::SHUT_RDWR) };
+        }
     }
 
     /// Publishes the loop's view (one lock, once per turn of the master's loop).
@@ -104,9 +130,17 @@ fn serve(
     board: BoardReader,
     view: Arc<Mutex<View>>,
     started: (Instant, SystemTime),
+    closing: Arc<AtomicBool>,
 ) {
     for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
+        if closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut conn) = conn else {
+            // EMFILE and the like: wait a little rather than spin.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
         let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
         let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
         let v = view.lock().map(|g| g.clone()).unwrap_or_default();
@@ -183,12 +217,7 @@ pub struct Health {
 impl Health {
     pub fn of(board: &BoardReader, v: &View) -> Health {
         let accepting = |w: &WorkerView| {
-            w.running
-                && board
-                    .slot(w.slot)
-                    .state
-                    .load(std::sync::atomic::Ordering::Acquire)
-                    == ACCEPTING
+            w.running && board.slot(w.slot).state.load(Ordering::Acquire) == ACCEPTING
         };
         let healthy = v.workers.iter().any(accepting);
         let every = (0..v.serving).all(|i| v.workers.iter().any(|w| w.index == i && accepting(w)));
