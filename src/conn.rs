@@ -601,4 +601,37 @@ mod tests {
         assert!(c.begin_closing());
         assert!(!c.expired(u64::MAX), "a closing connection has no timeout");
     }
+
+    #[test]
+    fn timeout_kinds_follow_the_state() {
+        let mut c = conn();
+        assert_eq!(c.timeout_kind(), 0, "a new connection waits for its first head");
+        c.await_request(20_000, 60_000, 10_000);
+        assert_eq!(c.timeout_kind(), 1, "between requests");
+        c.session.out_mut().push_back(Chunk::Owned {
+            buf: b"hello".to_vec(),
+            pos: 0,
+        });
+        assert_eq!(c.timeout_kind(), 2, "a response is being sent");
+        c.session.consume(5);
+        assert!(c.start_linger(30_000));
+        assert_eq!(c.timeout_kind(), 3);
+    }
+
+    #[test]
+    fn responses_are_timed_from_queueing_to_the_last_byte() {
+        let mut c = conn();
+        c.queued(0, 100);
+        assert_eq!(c.all_sent(150), None, "nothing queued");
+        c.queued(2, 100);
+        c.queued(1, 120);
+        c.session.out_mut().push_back(Chunk::Owned {
+            buf: b"x".to_vec(),
+            pos: 0,
+        });
+        assert_eq!(c.all_sent(130), None, "still sending");
+        c.session.consume(1);
+        assert_eq!(c.all_sent(140), Some((3, 40)), "timed from the first");
+        assert_eq!(c.all_sent(150), None, "counted once");
+    }
 }

@@ -442,6 +442,34 @@ mod tests {
         ));
         // Two small files in memory (their prebuilt heads included); the evicted one no longer counts.
         assert!(c.memory_bytes() < 2 * 512, "{}", c.memory_bytes());
+        // Four lookups opened something, none was answered from the cache, and two entries
+        // went to make room (the limit is 2).
+        assert_eq!(
+            c.stats,
+            CacheStats {
+                hits: 0,
+                misses: 4,
+                evictions: 2,
+                open_fds: 0
+            }
+        );
+        assert!(matches!(lookup(&mut c, &root, b"/b.txt", 1), Lookup::File(_)));
+        assert_eq!(c.stats.hits, 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn open_fds_count_the_files_sent_from_their_descriptor() {
+        let d = tmpdir("fds");
+        std::fs::write(d.join("big"), vec![7u8; 100]).unwrap();
+        std::fs::write(d.join("small"), b"s").unwrap();
+        let root = Root::open(&d).unwrap();
+        // Inline up to 10 bytes: "big" keeps its descriptor, "small" its bytes.
+        let mut c = FileCache::new(1, 1 << 20, 10, 1000);
+        assert!(matches!(lookup(&mut c, &root, b"/big", 0), Lookup::File(_)));
+        assert_eq!(c.stats.open_fds, 1);
+        assert!(matches!(lookup(&mut c, &root, b"/small", 0), Lookup::File(_)));
+        assert_eq!((c.stats.open_fds, c.stats.evictions), (0, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
 
