@@ -605,7 +605,11 @@ mod tests {
     #[test]
     fn timeout_kinds_follow_the_state() {
         let mut c = conn();
-        assert_eq!(c.timeout_kind(), 0, "a new connection waits for its first head");
+        assert_eq!(
+            c.timeout_kind(),
+            0,
+            "a new connection waits for its first head"
+        );
         c.await_request(20_000, 60_000, 10_000);
         assert_eq!(c.timeout_kind(), 1, "between requests");
         c.session.out_mut().push_back(Chunk::Owned {

@@ -25,7 +25,8 @@ fn status_get(addr: SocketAddr, path: &str) -> (u16, String) {
 fn wait_status(addr: SocketAddr, path: &str, want: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if status_get(addr, path).0 == want {
+        // The address may be closed for a moment (a binary upgrade's handover).
+        if try_connect(addr, Duration::from_secs(1)).is_ok() && status_get(addr, path).0 == want {
             return true;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -286,4 +287,53 @@ fn bad_balancer_flags_name_what_is_wrong() {
         err.contains(&format!("cannot listen on status address {addr}")),
         "{err}"
     );
+}
+
+/// Kills, on drop, every process whose command line mentions this test's root: a binary
+/// upgrade's new master is not our child.
+struct KillMentioning(String);
+
+impl Drop for KillMentioning {
+    fn drop(&mut self) {
+        kill_processes_mentioning(&self.0);
+    }
+}
+
+#[test]
+fn binary_upgrade_hands_the_status_address_to_the_new_master() {
+    let d = TempDir::new("status-usr2");
+    d.write("www/index.html", b"x");
+    let root = d.join("www");
+    let _cleanup = KillMentioning(s(&root).to_string());
+    let pf = d.join("rs.pid");
+    let port = free_port();
+    let status = format!("127.0.0.1:{port}");
+    let mut srv = Server::start(&root, &["--pid-file", s(&pf), "--status-listen", &status]);
+    let st = srv.status_addr();
+    assert!(wait_status(st, "/readyz", 200), "{}", srv.log());
+    let uptime = |body: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix("ringstatic_start_time_seconds "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no start time in {body}"))
+    };
+    let old_start = uptime(&status_get(st, "/metrics").1);
+    std::thread::sleep(Duration::from_millis(50));
+    srv.signal(libc::SIGUSR2);
+    let old = srv
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("old master did not retire\n{}", srv.log()));
+    assert!(old.success(), "{}", srv.log());
+    // The new master answers on the same address, and it is the new one.
+    assert!(wait_status(st, "/readyz", 200), "{}", srv.log());
+    let new_start = uptime(&status_get(st, "/metrics").1);
+    assert!(new_start > old_start, "{new_start} after {old_start}");
+    let new_pid: i32 = std::fs::read_to_string(&pf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the new master, which the pid file names and the cleanup also covers.
+    unsafe { libc::kill(new_pid, libc::SIGTERM) };
+    assert!(wait_gone(new_pid, Duration::from_secs(20)));
 }

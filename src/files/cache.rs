@@ -453,7 +453,10 @@ mod tests {
                 open_fds: 0
             }
         );
-        assert!(matches!(lookup(&mut c, &root, b"/b.txt", 1), Lookup::File(_)));
+        assert!(matches!(
+            lookup(&mut c, &root, b"/b.txt", 1),
+            Lookup::File(_)
+        ));
         assert_eq!(c.stats.hits, 1);
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -468,7 +471,10 @@ mod tests {
         let mut c = FileCache::new(1, 1 << 20, 10, 1000);
         assert!(matches!(lookup(&mut c, &root, b"/big", 0), Lookup::File(_)));
         assert_eq!(c.stats.open_fds, 1);
-        assert!(matches!(lookup(&mut c, &root, b"/small", 0), Lookup::File(_)));
+        assert!(matches!(
+            lookup(&mut c, &root, b"/small", 0),
+            Lookup::File(_)
+        ));
         assert_eq!((c.stats.open_fds, c.stats.evictions), (0, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
