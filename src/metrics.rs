@@ -62,7 +62,7 @@ pub struct Def {
 pub const DEFS: &[Def] = &[
     def(
         "ringstatic_response_body_bytes_total",
-        "Body bytes of the responses answered.",
+        "Body bytes of the responses answered, as planned (one the client cut short counts whole).",
         Kind::Counter,
         BODY_BYTES,
     ),
