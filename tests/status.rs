@@ -242,6 +242,20 @@ fn status_listener_answers_only_what_it_serves() {
     assert_eq!(r.status, 200);
     let r = request_close(st, b"garbage\r\n\r\n");
     assert_eq!(r.status, 400);
+    // A client trickling its head cannot hold the status listener (answered one at a time):
+    // it gets a bounded time for the whole head, and the next client its answer.
+    let mut slow = Conn::open(st);
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..30 {
+            if slow.try_send(b"X").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(status_get(st, "/healthz").0, 200);
+    trickle.join().unwrap();
     // The server itself is untouched by all that.
     assert_eq!(get(srv.addr, "/").status, 200);
 }

@@ -152,9 +152,16 @@ fn serve(
 fn answer(conn: &mut TcpStream, board: &BoardReader, v: &View, started: (Instant, SystemTime)) {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
+    // The whole head within IO_TIMEOUT, not each read: a client trickling bytes cannot hold
+    // the thread.
+    let deadline = Instant::now() + IO_TIMEOUT;
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
         if head.len() > HEAD_MAX {
             return reply(conn, 431, "text/plain", b"request head too large\n", false);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            return;
         }
         match conn.read(&mut buf) {
             Ok(0) | Err(_) => return,
@@ -252,8 +259,15 @@ fn reply(conn: &mut TcpStream, status: u16, ctype: &str, body: &[u8], head_only:
         let _ = conn.write_all(body);
     }
     let _ = conn.shutdown(std::net::Shutdown::Write);
-    // Read what the client may still send (up to the timeout) so closing never resets the
-    // connection under its unread answer.
-    let mut sink = [0u8; 512];
-    while matches!(conn.read(&mut sink), Ok(n) if n > 0) {}
+    // Read what the client may still send, for a moment and a few KiB at most, so that closing
+    // does not reset the connection under its unread answer.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+    let (mut sink, mut read) = ([0u8; 512], 0);
+    while Instant::now() < deadline && read < 16 * 1024 {
+        match conn.read(&mut sink) {
+            Ok(n) if n > 0 => read += n,
+            _ => break,
+        }
+    }
 }
