@@ -213,6 +213,18 @@ impl Listeners {
         if !self.activated.is_empty() {
             return Ok(Vec::new());
         }
+        // Checked before any socket moves, so that a refused reload keeps every one.
+        for (i, a) in listen.iter().enumerate() {
+            if listen[..i]
+                .iter()
+                .any(|b| b.addr == a.addr && b.proxy_protocol != a.proxy_protocol)
+            {
+                return Err(format!(
+                    "listen {} is given twice, with and without proxy-protocol",
+                    a.addr
+                ));
+            }
+        }
         let mut next: Vec<Bound> = Vec::new();
         for spec in listen {
             let addr = spec.addr;
@@ -437,6 +449,25 @@ mod tests {
             assert_eq!(parse_own_name(&n), Some((addr, 3)));
         }
         assert_eq!(parse_own_name("ringstatic.socket"), None);
+    }
+
+    #[test]
+    fn an_address_is_proxy_protocol_or_not() {
+        let mut l = Listeners::default();
+        let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let proxied = ListenSpec {
+            addr: a,
+            proxy_protocol: true,
+        };
+        let e = l
+            .ensure(&[plain(a), proxied], 1, true, &mut Vec::new())
+            .err()
+            .expect("refused");
+        assert!(e.contains("127.0.0.1:0") && e.contains("twice"), "{e}");
+        l.ensure(&[proxied, proxied], 2, true, &mut Vec::new())
+            .unwrap();
+        assert!(l.bound[0].proxy);
+        assert!(l.for_worker(1, 2).iter().all(|&(_, p)| p));
     }
 
     #[test]
