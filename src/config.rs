@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cidr::Cidr;
+use crate::files::entry::Coding;
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
@@ -17,7 +18,9 @@ use crate::cidr::Cidr;
     version,
     about,
     max_term_width = 100,
-    args_override_self = true
+    args_override_self = true,
+    after_help = "A site's build step: `ringstatic compress [--quiet] ROOT` writes the precompressed \
+                  siblings (X.br, X.zst, X.gz) of every compressible file under ROOT."
 )]
 pub struct Cli {
     /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
@@ -95,6 +98,16 @@ pub struct Cli {
     #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
     pub cache_control: Option<String>,
 
+    /// Send a precompressed sibling (X.br, X.zst, X.gz) in place of X to a client that accepts its
+    /// coding, unless it is older than X; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub precompressed: CodingSet,
+
+    /// Compress files of compressible types from 1 KiB to 512 KiB that have no usable sibling, once
+    /// per file version in each worker's cache; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub compress: CodingSet,
+
     /// Serve path segments that start with a dot (/.well-known/ is always served).
     #[arg(long)]
     pub serve_dotfiles: bool,
@@ -159,6 +172,20 @@ pub enum ControlSignal {
 pub enum LargeBody {
     Sendfile,
     Splice,
+}
+
+/// The content codings an option allows (`--precompressed`, `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CodingSet(u8);
+
+impl CodingSet {
+    pub fn has(self, c: Coding) -> bool {
+        c != Coding::Identity && self.0 & (1 << c.index()) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +303,8 @@ const FILE_OPTIONS: &[&str] = &[
     "defer-accept",
     "cache-valid",
     "cache-control",
+    "precompressed",
+    "compress",
     "serve-dotfiles",
     "max-connections",
     "cache-entries",
@@ -432,6 +461,26 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(err)
 }
 
+/// `br,zstd,gzip` (any of them, any order) or `off`.
+fn parse_codings(s: &str) -> Result<CodingSet, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(CodingSet(0));
+    }
+    let mut set = CodingSet(0);
+    for t in s.split(',').map(str::trim) {
+        let c = Coding::CODED
+            .into_iter()
+            .find(|c| t.eq_ignore_ascii_case(c.token()))
+            .ok_or_else(|| {
+                format!(
+                    "`{t}` is not a content coding: use br, zstd, gzip (comma-separated) or off"
+                )
+            })?;
+        set.0 |= 1 << c.index();
+    }
+    Ok(set)
+}
+
 fn parse_header_value(s: &str) -> Result<String, String> {
     if s.bytes()
         .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t'))
@@ -497,6 +546,8 @@ impl WorkerSpec {
 pub struct ServeConfig {
     pub cache_valid_ms: u64,
     pub cache_control: Option<String>,
+    pub precompressed: CodingSet,
+    pub compress: CodingSet,
     pub serve_dotfiles: bool,
     pub max_connections: u32,
     pub cache_entries: u32,
@@ -517,6 +568,8 @@ impl From<&Cli> for ServeConfig {
         ServeConfig {
             cache_valid_ms: ms(c.cache_valid),
             cache_control: c.cache_control.clone().filter(|v| !v.is_empty()),
+            precompressed: c.precompressed,
+            compress: c.compress,
             serve_dotfiles: c.serve_dotfiles,
             max_connections: c.max_connections,
             cache_entries: c.cache_entries,
@@ -705,6 +758,24 @@ mod tests {
         assert_eq!((d.drain_delay, d.status_listen), (Duration::ZERO, None));
         assert!(Cli::try_parse_from(["ringstatic", "--trusted-proxy", "10.0.0.1/8"]).is_err());
         assert!(Cli::try_parse_from(["ringstatic", "--status-listen", "9100"]).is_err());
+    }
+
+    #[test]
+    fn coding_lists() {
+        let all = parse_codings("br,zstd,gzip").unwrap();
+        assert!(Coding::CODED.iter().all(|&c| all.has(c)) && !all.has(Coding::Identity));
+        let gz = parse_codings(" GZIP ").unwrap();
+        assert!(gz.has(Coding::Gzip) && !gz.has(Coding::Br));
+        assert!(parse_codings("off").unwrap().is_empty());
+        let e = parse_codings("br,deflate").unwrap_err();
+        assert!(e.contains("`deflate`"), "{e}");
+        assert!(parse_codings("").is_err());
+        assert_eq!(
+            config_file_args("compress off\nprecompressed br,gzip\n").unwrap(),
+            ["--compress", "off", "--precompressed", "br,gzip"]
+        );
+        let cli = Cli::try_parse_from(["ringstatic", "--compress", "off"]).unwrap();
+        assert!(cli.compress.is_empty() && cli.precompressed == all);
     }
 
     #[test]

@@ -32,8 +32,13 @@ pub const SQ_FULL: usize = 31;
 /// PROXY protocol headers refused: from an untrusted peer, malformed.
 pub const PROXY_REFUSED: usize = 32;
 pub const PROXY_REASONS: [&str; 2] = ["untrusted_peer", "malformed"];
+/// Responses in a content coding: br, zstd, gzip (`Coding::index() - 1`).
+pub const CODED: usize = 34;
+pub const CODINGS: [&str; 3] = ["br", "zstd", "gzip"];
+/// Files compressed on the fly (once per file version and coding, then cached).
+pub const COMPRESSIONS: usize = 37;
 /// Time to the last byte of a response: one count per bucket (not cumulative), then the sum.
-pub const LATENCY: usize = 34;
+pub const LATENCY: usize = 38;
 /// Bucket upper bounds in milliseconds; the worker's clock is coarse (a few ms), so none lower.
 pub const BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
 /// Count of responses above the last bound (+Inf bucket only).
@@ -146,6 +151,20 @@ pub const DEFS: &[Def] = &[
         SQ_FULL,
     ),
     Def {
+        name: "ringstatic_coded_responses_total",
+        help:
+            "Responses in a content coding (200, 206 or 304 of a coded representation), by coding.",
+        kind: Kind::Counter,
+        at: CODED,
+        label: Some(("coding", &CODINGS)),
+    },
+    def(
+        "ringstatic_compressions_total",
+        "Files compressed on the fly (each version and coding once, then cached).",
+        Kind::Counter,
+        COMPRESSIONS,
+    ),
+    Def {
         name: "ringstatic_proxy_protocol_refused_total",
         help: "Connections closed because their PROXY protocol header was refused, by reason.",
         kind: Kind::Counter,
@@ -191,6 +210,14 @@ impl Counters {
         };
         self.0[REQUESTS + class * 3 + m] += 1;
         self.0[BODY_BYTES] += body;
+    }
+
+    /// A response in `coding` (nothing counted for identity).
+    #[inline]
+    pub fn coded(&mut self, coding: crate::files::entry::Coding) {
+        if let Some(i) = coding.index().checked_sub(1) {
+            self.0[CODED + i] += 1;
+        }
     }
 
     /// `n` responses whose last byte left `ms` milliseconds after their request was read.

@@ -351,3 +351,38 @@ fn binary_upgrade_hands_the_status_address_to_the_new_master() {
     unsafe { libc::kill(new_pid, libc::SIGTERM) };
     assert!(wait_gone(new_pid, Duration::from_secs(20)));
 }
+
+#[test]
+fn coded_responses_and_compressions_are_counted() {
+    let d = TempDir::new("status-coded");
+    let js: String = (0..200)
+        .map(|i| format!("function f{i}() {{ return {i}; }}\n"))
+        .collect();
+    d.write("www/app.js", js.as_bytes());
+    let srv = Server::start(&d.join("www"), &["--status-listen", "127.0.0.1:0"]);
+    let st = srv.status_addr();
+    for _ in 0..2 {
+        let r = get_with(srv.addr, "/app.js", &["Accept-Encoding: br"]);
+        assert_eq!(r.header("content-encoding"), Some("br"), "{}", r.describe());
+    }
+    assert_eq!(get(srv.addr, "/app.js").header("content-encoding"), None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = status_get(st, "/metrics").1;
+        let br = "ringstatic_coded_responses_total{worker=\"all\",coding=\"br\"} 2\n";
+        // Each worker compresses a version once: one or two compressions, depending on
+        // which worker the two requests reached.
+        let once = "ringstatic_compressions_total{worker=\"all\"} 1\n";
+        let twice = "ringstatic_compressions_total{worker=\"all\"} 2\n";
+        if body.contains(br) && (body.contains(once) || body.contains(twice)) {
+            assert!(body
+                .contains("ringstatic_coded_responses_total{worker=\"all\",coding=\"gzip\"} 0\n"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "coded responses not counted:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

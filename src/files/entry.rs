@@ -36,22 +36,55 @@ impl Version {
             ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
+
+    /// Last modification, (seconds, nanoseconds).
+    pub(super) fn mtime(&self) -> (i64, i64) {
+        self.mtime
+    }
 }
 
-/// Which representation of a path an entry holds; part of the cache key. Only the file's own
-/// bytes today. A precompressed sibling (`.br`, `.zst`, `.gz`) would be one more variant: an entry
-/// of its own, with its own size, ETag and bytes, and a Content-Encoding line from `prepare`.
+/// Which representation of a path an entry holds; part of the cache key. `Identity` is the
+/// file's own bytes; each content coding is an entry of its own, with its own size, ETag and
+/// bytes, made from a precompressed sibling (`X.br`, `X.zst`, `X.gz`) or by compressing the file
+/// (`files::variant`), and `prepare` gives it its Content-Encoding line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Coding {
     Identity,
+    Br,
+    Zstd,
+    Gzip,
 }
 
 impl Coding {
     /// How many codings there are (the cache keeps one map for each).
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 4;
+
+    /// The content codings, in the server's order of preference among equal client weights:
+    /// brotli makes the smallest text, zstd decodes fastest, gzip is understood everywhere.
+    pub const CODED: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The Content-Encoding token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Identity => "identity",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+            Coding::Gzip => "gzip",
+        }
+    }
+
+    /// The precompressed sibling's suffix (`X` -> `X.br`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Coding::Identity => "",
+            Coding::Br => ".br",
+            Coding::Zstd => ".zst",
+            Coding::Gzip => ".gz",
+        }
     }
 }
 
@@ -91,6 +124,8 @@ pub struct FileEntry {
     /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
+    /// The content type is worth a content coding (`mime::is_compressible`).
+    pub compressible: bool,
     /// The header lines the response layer made for this entry (`Prepared::lines`).
     pub lines: Box<[u8]>,
     pub body: Body,
@@ -108,12 +143,16 @@ pub enum Body {
 impl FileEntry {
     /// The entry for an open regular file: its bytes are read if `keep_bytes` (and stay the same
     /// while being read), its facts worked out, and `prepare` makes the response layer's part.
+    /// A precompressed sibling is loaded with its `origin`, the identity entry of the file it was
+    /// made from: it takes the original's Content-Type and Last-Modified, and an ETag of its own
+    /// that names its coding.
     pub(super) fn load(
         fd: OwnedFd,
         mut st: libc::stat,
         path: &[u8],
         coding: Coding,
         keep_bytes: bool,
+        origin: Option<&FileEntry>,
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> io::Result<FileEntry> {
         let mut bytes = None;
@@ -139,13 +178,17 @@ impl FileEntry {
             }
         }
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
-        let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
-        let content_type = content_type(path);
+        let mut etag = format!("\"{:x}-{:x}-{:x}", st.st_ino, st.st_size, mtime_ns).into_bytes();
+        etag_end(&mut etag, coding);
+        let (content_type, mtime) = match origin {
+            Some(o) => (o.content_type, o.mtime),
+            None => (content_type(path), st.st_mtime),
+        };
         let prepared = prepare(&Facts {
             path,
             coding,
             size: st.st_size as u64,
-            mtime: st.st_mtime,
+            mtime,
             etag: &etag,
             content_type,
             resident: bytes.is_some(),
@@ -156,13 +199,47 @@ impl FileEntry {
         };
         Ok(FileEntry {
             size: st.st_size as u64,
-            mtime: st.st_mtime,
+            mtime,
             etag: etag.into(),
             content_type,
+            compressible: crate::mime::is_compressible(content_type),
             lines: prepared.lines,
             body,
             version: Version::of(&st),
         })
+    }
+
+    /// The entry of `origin` compressed into `coding` (`bytes`), kept in memory: the original's
+    /// facts, with its ETag suffixed by the coding, so each representation has its own validator.
+    pub(super) fn compressed(
+        bytes: &[u8],
+        path: &[u8],
+        coding: Coding,
+        origin: &FileEntry,
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> FileEntry {
+        let mut etag = origin.etag.to_vec();
+        etag.pop(); // the closing quote
+        etag_end(&mut etag, coding);
+        let prepared = prepare(&Facts {
+            path,
+            coding,
+            size: bytes.len() as u64,
+            mtime: origin.mtime,
+            etag: &etag,
+            content_type: origin.content_type,
+            resident: true,
+        });
+        FileEntry {
+            size: bytes.len() as u64,
+            mtime: origin.mtime,
+            etag: etag.into(),
+            content_type: origin.content_type,
+            compressible: origin.compressible,
+            lines: prepared.lines,
+            body: Body::Memory(Resident::new(prepared.head, prepared.date_at, bytes)),
+            version: origin.version,
+        }
     }
 
     /// An entry for tests elsewhere: `bytes` (in memory if `resident`, else from an fd of
@@ -196,6 +273,7 @@ impl FileEntry {
             mtime,
             etag: etag.into(),
             content_type,
+            compressible: crate::mime::is_compressible(content_type),
             lines: prepared.lines,
             body,
             version: Version {
@@ -207,6 +285,16 @@ impl FileEntry {
             },
         }
     }
+}
+
+/// Ends an unterminated quoted ETag: `-br` (the coding's token) for a coded representation, so
+/// the validators of a file's representations never match each other, then the closing quote.
+fn etag_end(etag: &mut Vec<u8>, coding: Coding) {
+    if coding != Coding::Identity {
+        etag.push(b'-');
+        etag.extend_from_slice(coding.token().as_bytes());
+    }
+    etag.push(b'"');
 }
 
 /// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).

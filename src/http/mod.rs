@@ -5,6 +5,7 @@
 //! - [`request`]: request-head parsing and framing checks (RFC 9112).
 //! - [`target`]: request-target resolution, path normalization, hidden-path
 //!   policy and redirect `Location` construction.
+//! - [`accept_encoding`]: which content codings a client accepts, and their weights.
 //! - [`range`]: `Range` header evaluation (RFC 9110 14).
 //! - [`conditional`]: precondition evaluation (RFC 9110 13).
 //! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
@@ -14,6 +15,7 @@
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
 //! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) a load balancer sends first.
 
+pub mod accept_encoding;
 pub mod conditional;
 pub mod date;
 pub mod head;

@@ -1,7 +1,8 @@
 //! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
 //!
 //! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
-//! method -> target -> dotfiles -> cache lookup (404/403/301) -> preconditions (412/304,
+//! method -> target -> dotfiles -> cache lookup (404/403/301) -> content coding (`negotiate`)
+//! -> preconditions (412/304,
 //! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
 //! hands on; errors and redirects all leave through `error`, so a configured error page has one
 //! place to go. The steps write bytes; none of them keeps state.
@@ -14,6 +15,7 @@
 
 mod error;
 mod multipart;
+mod negotiate;
 mod not_modified;
 mod prepare;
 mod range;
@@ -61,6 +63,8 @@ pub struct Reply {
     pub status: u16,
     pub body_bytes: u64,
     pub disposition: Disposition,
+    /// The representation answered about (identity unless a coded one was selected).
+    pub coding: Coding,
 }
 
 /// Whether the connection stays open after this response.
@@ -111,6 +115,21 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
             return error(301, &loc, fr, ctx, out);
         }
     };
+    // Content coding: the representation the client prefers among those that exist.
+    let (f, coding) = negotiate::select(req, ctx, &target.path, f);
+    let mut reply = representation(req, ctx, &f, fr, out);
+    reply.coding = coding;
+    reply
+}
+
+/// Preconditions and ranges on the representation selected, and its response.
+fn representation(
+    req: &Request,
+    ctx: &mut Ctx,
+    f: &FileEntry,
+    fr: Framing,
+    out: &mut VecDeque<Chunk>,
+) -> Reply {
     // Preconditions: 412 or 304.
     let v = Validators {
         etag: &f.etag,
@@ -172,6 +191,7 @@ impl Framing {
         Reply {
             status,
             body_bytes,
+            coding: Coding::Identity,
             disposition: if self.keep {
                 Disposition::KeepAlive
             } else {
@@ -264,10 +284,15 @@ mod testing {
         s
     }
 
-    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control).
+    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control,
+    /// no content codings: `prepare`'s own tests cover the lines those add).
     pub fn entry(path: &[u8], bytes: &[u8], resident: bool) -> FileEntry {
         use clap::Parser;
-        let cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        let cfg = ServeConfig::from(&crate::config::Cli::parse_from([
+            "ringstatic",
+            "--precompressed=off",
+            "--compress=off",
+        ]));
         FileEntry::for_tests(path, bytes, 784111777, b"\"e\"", resident, |facts| {
             prepare(&cfg, facts)
         })

@@ -136,7 +136,9 @@ struct Requests<'a> {
 
 impl Handler for Requests<'_> {
     fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply {
-        respond(req, &mut self.ctx, out)
+        let r = respond(req, &mut self.ctx, out);
+        self.counters.coded(r.coding);
+        r
     }
 
     fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64 {

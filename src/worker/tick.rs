@@ -7,8 +7,8 @@ use std::os::fd::RawFd;
 use super::Worker;
 use crate::conn::{Lifecycle, Writing};
 use crate::metrics::{
-    CACHE_ENTRIES, CACHE_EVICTIONS, CACHE_HITS, CACHE_MISSES, CACHE_OPEN_FDS, CONN_ACTIVE,
-    CONN_IDLE, CONN_READING, CONN_WRITING, SQ_FULL, TIMEOUTS,
+    CACHE_ENTRIES, CACHE_EVICTIONS, CACHE_HITS, CACHE_MISSES, CACHE_OPEN_FDS, COMPRESSIONS,
+    CONN_ACTIVE, CONN_IDLE, CONN_READING, CONN_WRITING, SQ_FULL, TIMEOUTS,
 };
 use crate::ring::key::{Key, Op};
 use crate::ring::op;
@@ -84,6 +84,7 @@ impl Worker {
         v[CACHE_OPEN_FDS] = cache.open_fds;
         v[CACHE_ENTRIES] = entries as u64;
         v[SQ_FULL] = sq_full;
+        v[COMPRESSIONS] = cache.compressions;
     }
 
     pub(super) fn arm_signal(&mut self) {
