@@ -118,7 +118,9 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     // Content coding: the representation the client prefers among those that exist.
     let (f, coding) = negotiate::select(req, ctx, &target.path, f);
     let mut reply = representation(req, ctx, &f, fr, out);
-    reply.coding = coding;
+    if matches!(reply.status, 200 | 206 | 304) {
+        reply.coding = coding;
+    }
     reply
 }
 
@@ -138,13 +140,13 @@ fn representation(
     match not_modified::evaluate(req, &v) {
         Precondition::Proceed => {}
         Precondition::Failed => return error(412, b"", fr, ctx, out),
-        Precondition::NotModified => return not_modified::write(&f, fr, ctx.date, out),
+        Precondition::NotModified => return not_modified::write(f, fr, ctx.date, out),
     }
     // Range: 206 or 416; otherwise 200, the whole file.
     match range::decide(req, &v, f.size) {
-        RangeDecision::Full => full(&f, fr, ctx.date, ctx.date_secs, out),
-        RangeDecision::Single(r) => range::write(&f, r, fr, ctx.date, out),
-        RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundary, out),
+        RangeDecision::Full => full(f, fr, ctx.date, ctx.date_secs, out),
+        RangeDecision::Single(r) => range::write(f, r, fr, ctx.date, out),
+        RangeDecision::Multi(rs) => multipart::write(f, &rs, fr, ctx.date, ctx.boundary, out),
         RangeDecision::Unsatisfiable => error(416, &range::unsatisfied_line(f.size), fr, ctx, out),
     }
 }
