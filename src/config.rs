@@ -151,6 +151,17 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
 
+    /// When started as root, the user (and group, else the user's own) the workers switch to once
+    /// their sockets, root and logs are open; supplementary groups are cleared. Ignored otherwise.
+    #[arg(long, value_name = "USER[:GROUP]", default_value = "nobody", value_parser = crate::privileges::parse_spec)]
+    pub user: String,
+
+    /// Each worker's sandbox after setup: `on` applies every layer the kernel offers
+    /// (no_new_privs, Landlock, seccomp, io_uring restrictions) and says which are missing;
+    /// `strict` refuses to serve unless all are on; `off` applies none.
+    #[arg(long, value_name = "on|strict|off", default_value = "on", value_enum)]
+    pub sandbox: SandboxMode,
+
     /// Internal: run as worker `INDEX:CPU:FD,FD,...:BOARDFD/SLOT` (set by the master, never by hand).
     #[arg(long = "worker-internal", hide = true, value_name = "SPEC", value_parser = parse_worker_spec)]
     pub worker: Option<WorkerSpec>,
@@ -166,6 +177,13 @@ pub enum ControlSignal {
     Quit,
     /// SIGTERM: graceful stop (a second one stops at once).
     Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    On,
+    Strict,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -318,6 +336,8 @@ const FILE_OPTIONS: &[&str] = &[
     "pid-file",
     "access-log",
     "error-log",
+    "user",
+    "sandbox",
 ];
 
 /// `name value` / `name = value` lines -> `--name value` arguments.

@@ -24,6 +24,7 @@
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
 //! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
 //! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
+//! - `privileges` `--user`: the ids workers started by root switch to; `-t`'s readability check
 //!
 //! **A worker** (one pinned thread, one ring, nothing shared)
 //! - `worker`           setup and the loop: collect completions, then dispatch by key
@@ -38,7 +39,10 @@
 //!   - `worker::logwrite` the access log's batches written through the ring
 //!   - `worker::site`     the request path's state (cache, root, log) as the session's handler
 //!   - `worker::clock`    the coarse clock and the cached Date
-//! - `ring`       io_uring: ring flags and feature probe
+//! - `sandbox`    entered by a worker after setup: no_new_privs, user, the layers, the start-up line
+//!   - `sandbox::landlock` read-only beneath the root (raw system calls)
+//!   - `sandbox::seccomp`  the allowlist of system calls a worker makes after setup
+//! - `ring`       io_uring: ring flags, feature probe, the restrictions a worker's ring runs with
 //!   - `ring::key`     typed, generation-checked completion keys
 //!   - `ring::op`      one constructor per operation, saying what it points at
 //!   - `ring::submit`  `unsafe push` with its ownership contract; the software queue when full
@@ -98,8 +102,10 @@ pub mod mime;
 pub mod notify;
 pub mod pidfile;
 pub mod precompress;
+pub mod privileges;
 pub mod response;
 pub mod ring;
+pub mod sandbox;
 pub mod scoreboard;
 pub mod session;
 pub mod sigset;

@@ -97,6 +97,7 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     let signals = Signals::block()?;
     let root = loaded.cli.root();
     check_root(&root)?;
+    crate::privileges::check_workers_can_read(&loaded.cli)?;
     if let Some(p) = &loaded.cli.error_log {
         reopen_error_log(p)?;
     }
@@ -284,6 +285,7 @@ impl Master {
                         eprintln!("ringstatic: {e}");
                     }
                 }
+                self.hand_over_logs();
                 self.sup.signal(Which::All, libc::SIGUSR1);
             }
             libc::SIGUSR2 => self.start_upgrade(),
@@ -311,6 +313,23 @@ impl Master {
     fn check_drain_delay(&mut self, now: Instant) {
         if self.stop.is_none() && self.drain_until.is_some_and(|t| now >= t) {
             self.graceful_stop();
+        }
+    }
+
+    /// Before SIGUSR1 reaches workers that switched user: the logs they reopen exist and are theirs.
+    fn hand_over_logs(&self) {
+        let cli = &self.loaded.cli;
+        let Ok(Some(ids)) = crate::privileges::target(&cli.user) else {
+            return;
+        };
+        let access = cli.access_log_path();
+        let logs: Vec<&std::path::Path> = access
+            .iter()
+            .chain(&cli.error_log)
+            .map(|p| p.as_path())
+            .collect();
+        for e in crate::privileges::hand_over_logs(&logs, &ids) {
+            eprintln!("ringstatic: {e}");
         }
     }
 

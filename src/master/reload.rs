@@ -89,6 +89,9 @@ impl Master {
         if let Err(e) = check_root(&next.cli.root()) {
             return fail(self, e, replier);
         }
+        if let Err(e) = crate::privileges::check_workers_can_read(&next.cli) {
+            return fail(self, e, replier);
+        }
         if next.cli.status_listen != self.loaded.cli.status_listen {
             eprintln!("ringstatic: reload: a changed status-listen takes effect at the next start");
         }

@@ -38,7 +38,7 @@ use std::os::fd::RawFd;
 
 use io_uring::types;
 
-use crate::config::{Cli, ServeConfig};
+use crate::config::{Cli, SandboxMode, ServeConfig};
 use crate::files::body::PipePool;
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
@@ -118,7 +118,8 @@ pub fn run(cli: &Cli) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
-    let ring = match ring::build(RING_ENTRIES) {
+    // Built disabled, so that its restrictions can be set before the first submission.
+    let ring = match ring::build_with(RING_ENTRIES, true) {
         Ok(r) => r,
         Err(e) => return fail(ring::unavailable_reason(&e)),
     };
@@ -144,6 +145,13 @@ pub fn run(cli: &Cli) -> i32 {
         .iter()
         .map(|&(fd, proxy)| Listener::new(fd, proxy))
         .collect();
+    let restricted = match ring::restrict_and_enable(&ring, cli.sandbox != SandboxMode::Off) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if let Err(code) = enter_sandbox(cli, spec.index, restricted) {
+        return code;
+    }
     let cache = FileCache::new(
         cfg.cache_entries as usize,
         cfg.cache_bytes,
@@ -183,6 +191,40 @@ pub fn run(cli: &Cli) -> i32 {
     // does at process exit before the memory goes away.
     std::mem::forget(w);
     code
+}
+
+/// Switches user and enters the sandbox once everything is open; prints the start-up line
+/// (worker 0 only: every worker gets the same layers). Err: the exit status, the worker must not
+/// serve (the switch failed, or `--sandbox strict` and a layer is missing).
+fn enter_sandbox(cli: &Cli, index: usize, ring: Result<(), String>) -> Result<(), i32> {
+    let fail = |what: String| {
+        eprintln!("ringstatic: worker {index}: {what}");
+        EXIT_SETUP_FAILED
+    };
+    let user = crate::privileges::target(&cli.user).map_err(fail)?;
+    let root = cli.root();
+    let plan = crate::sandbox::Plan {
+        mode: cli.sandbox,
+        user: user.as_ref(),
+        root: &root,
+        logs: cli
+            .access_log_path()
+            .into_iter()
+            .chain(cli.error_log.clone())
+            .collect(),
+        ring,
+    };
+    let report = crate::sandbox::enter(plan).map_err(fail)?;
+    if cli.sandbox == SandboxMode::Strict && !report.complete() {
+        return Err(fail(format!(
+            "--sandbox strict: refusing to serve ({})",
+            report.missing()
+        )));
+    }
+    if index == 0 {
+        eprintln!("ringstatic: {}", report.line());
+    }
+    Ok(())
 }
 
 impl Worker {
