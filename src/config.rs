@@ -41,9 +41,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Access log in nginx's combined format, or `off`.
+    /// Access log file, or `off`.
     #[arg(long, value_name = "PATH|off", default_value = "off")]
     pub access_log: String,
+
+    /// Access log line format: nginx's `combined`, or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "combined", value_enum)]
+    pub access_log_format: LogFormat,
 
     /// Error log file (appended to; reopened on SIGUSR1) [default: standard error]
     #[arg(long, value_name = "PATH")]
@@ -177,6 +181,14 @@ pub enum ControlSignal {
     Quit,
     /// SIGTERM: graceful stop (a second one stops at once).
     Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// nginx's `combined`.
+    Combined,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -335,6 +347,7 @@ const FILE_OPTIONS: &[&str] = &[
     "shutdown-timeout",
     "pid-file",
     "access-log",
+    "access-log-format",
     "error-log",
     "user",
     "sandbox",
@@ -717,7 +730,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringstatic-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.conf");
-        std::fs::write(&f, "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\naccess-log-format json\n",
+        )
+        .unwrap();
         let args: Vec<std::ffi::OsString> = ["--config", f.to_str().unwrap(), "--workers", "2"]
             .iter()
             .map(|s| s.into())
@@ -725,6 +742,7 @@ mod tests {
         let c = load(&args).unwrap().cli;
         assert_eq!(c.workers, Workers::Count(2));
         assert_eq!(c.cache_valid, Duration::from_secs(5));
+        assert_eq!(c.access_log_format, LogFormat::Json);
         assert_eq!(c.listen, vec![parse_listen("127.0.0.1:1").unwrap()]);
         let args: Vec<std::ffi::OsString> =
             ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]

@@ -17,12 +17,13 @@
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
+//!   - `inherit::claim` one instance per address: a fresh address is probed without SO_REUSEPORT
 //! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
 //! - `metrics`    what a worker counts (a plain array of its own) and the metrics' names
 //! - `cidr`       address ranges for `--trusted-proxy`
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
-//! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
+//! - `pidfile`    the pid file, locked for the master's life, with nginx's `.oldbin` during an upgrade
 //! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
 //! - `privileges` `--user`: the ids workers started by root switch to; `-t`'s readability check
 //!
@@ -71,7 +72,8 @@
 //!   - `files::codec` the brotli, zstd and gzip encoders and their levels
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension
-//! - `accesslog`  the combined-format access log's lines and batches
+//! - `accesslog`  the access log's file and batches, lines written when responses end
+//!   - `accesslog::line` a line's record at the answer, finished at the end; combined and JSON
 //!
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into

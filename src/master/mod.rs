@@ -119,6 +119,11 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
             names.join(", ")
         );
     }
+    // Locked before anything is bound: a second instance given the same pid file stops here.
+    let pid_file = match &loaded.cli.pid_file {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
     let n = worker_count(&loaded, allowed_cpus().len());
     listeners.ensure(&loaded.cli.listen, n, loaded.cli.defer_accept, &mut spare)?;
     drop(spare); // inherited sockets for addresses no longer configured
@@ -130,10 +135,6 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         let _ = out.flush();
     }
     eprintln!("ringstatic: open file limit {nofile}");
-    let pid_file = match &loaded.cli.pid_file {
-        Some(p) => Some(PidFile::create(p)?),
-        None => None,
-    };
     let sup = Supervisor::new()?;
     let status = match loaded.cli.status_listen {
         Some(addr) => {

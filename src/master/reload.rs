@@ -108,6 +108,14 @@ impl Master {
             .collect();
         let before_workers = self.sup.serving();
         let n = worker_count(&next, allowed_cpus().len());
+        // An address an earlier reload retired, listed again while its old workers still drain:
+        // its sockets are still ours, so they serve again (a fresh claim would be refused by
+        // our own listening sockets).
+        let (back, still): (Vec<Bound>, Vec<Bound>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|b| next.cli.listen.iter().any(|l| l.addr == b.configured));
+        self.retired = still;
+        self.listeners.bound.extend(back);
         let retired =
             match self
                 .listeners
@@ -115,6 +123,12 @@ impl Master {
             {
                 Ok(r) => r,
                 Err(e) => {
+                    let (kept, back): (Vec<Bound>, Vec<Bound>) =
+                        std::mem::take(&mut self.listeners.bound)
+                            .into_iter()
+                            .partition(|b| before_listen.iter().any(|l| l.addr == b.configured));
+                    self.listeners.bound = kept;
+                    self.retired.extend(back);
                     self.systemd.send("READY=1");
                     return fail(self, e, replier);
                 }

@@ -134,7 +134,7 @@ pub fn run(cli: &Cli) -> i32 {
         .board
         .and_then(|(fd, slot)| WorkerSlot::attach(fd, slot));
     let access_log = match cli.access_log_path() {
-        Some(p) => match crate::accesslog::AccessLog::open(&p) {
+        Some(p) => match crate::accesslog::AccessLog::open(&p, cli.access_log_format) {
             Ok(l) => Some(l),
             Err(e) => return fail(format!("cannot open access log {}: {e}", p.display())),
         },
@@ -244,6 +244,12 @@ impl Worker {
                 .store(ACCEPTING, std::sync::atomic::Ordering::Release);
         }
         let code = self.serve();
+        // Connections still open at exit (a fast stop, or a drain that timed out) end here.
+        for slot in self.conns.select(|_| true) {
+            if let Some(c) = self.conns.at(slot) {
+                self.site.log_ended(c, true, &self.clock);
+            }
+        }
         self.finish_log();
         code
     }

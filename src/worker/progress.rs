@@ -15,6 +15,9 @@ impl Worker {
             if let Some((n, ms)) = c.all_sent(self.clock.now_ms) {
                 self.site.counters.latency(ms, n);
             }
+            if c.session.has_ended() {
+                self.site.log_ended(c, false, &self.clock);
+            }
             match c.life() {
                 Lifecycle::Closing { .. } => return self.try_free(slot),
                 Lifecycle::Lingering => {
