@@ -267,7 +267,7 @@ mod tests {
         c.answered(200, Some(Method::Get), 10);
         c.answered(404, Some(Method::Head), 0);
         c.answered(400, None, 5);
-        c.answered(999, Some(Method::Other), 0);
+        c.answered(999, Some(Method::Unknown), 0);
         assert_eq!(c.0[REQUESTS + 3], 1, "2xx GET");
         assert_eq!(c.0[REQUESTS + 3 * 3 + 1], 1, "4xx HEAD");
         assert_eq!(c.0[REQUESTS + 3 * 3 + 2], 1, "4xx unparsed");

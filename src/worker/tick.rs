@@ -31,7 +31,7 @@ impl Worker {
             if let Some(c) = self.conns.at(slot) {
                 self.site.counters.0[TIMEOUTS + c.timeout_kind()] += 1;
             }
-            self.begin_close(slot);
+            self.time_out(slot);
         }
         if self.draining {
             if now >= self.drain_deadline_ms {
@@ -53,6 +53,18 @@ impl Worker {
         self.flush_log(true);
         self.accept_tick();
         self.arm_tick();
+    }
+
+    /// A connection's timeout ran out. A half-sent head is answered with 408 and then closed;
+    /// anything else (an idle keep-alive connection, a send that made no progress, a linger)
+    /// is closed at once, silently.
+    fn time_out(&mut self, slot: u32) {
+        let Some(c) = self.conns.at(slot) else { return };
+        let answerable = c.life() == Lifecycle::Open && c.writing() == crate::conn::Writing::Idle;
+        if answerable && self.site.time_out(c, &self.cfg, &self.clock, self.draining) {
+            return self.progress(slot);
+        }
+        self.begin_close(slot);
     }
 
     /// The gauges and the counts kept elsewhere (cache, ring), into the counters before they
