@@ -3,7 +3,7 @@
 //! Module map: every file, grouped by process and in the order a request meets them. The why
 //! behind the design is in `docs/design.md`.
 //!
-//! **Start-up and the master process** (one thread, no request work)
+//! **Start-up and the master process** (one thread, and the status listener's; no request work)
 //! - `config`     the command line and config file: typed, validated settings with defaults;
 //!   `ServeConfig` is what a worker's request path reads
 //! - `siteopts`   the values of --index, --error-page, --fallback(-exclude): parsers and lookups
@@ -13,12 +13,16 @@
 //!   - `master::reload`    SIGHUP: new workers first, old ones retire, or back to the old config
 //!   - `master::upgrade`   SIGUSR2 binary upgrade: the old master's side and the new one's
 //!   - `master::systemd`   what systemd is told: READY, RELOADING, STATUS, watchdog, fd store
+//!   - `master::status`    the status listener's thread: /metrics, /healthz, /readyz
+//!   - `master::exposition` the Prometheus text of /metrics, from the scoreboard
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
 //!   - `inherit::claim` one instance per address: a fresh address is probed without SO_REUSEPORT
 //! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
+//! - `metrics`    what a worker counts (a plain array of its own) and the metrics' names
+//! - `cidr`       address ranges for `--trusted-proxy`
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
 //! - `pidfile`    the pid file, locked for the master's life, with nginx's `.oldbin` during an upgrade
 //! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
@@ -29,6 +33,7 @@
 //!   - `worker::slots`    the connection table: slots and generations
 //!   - `worker::accept`   listeners, multishot accept, pausing at `--max-connections`
 //!   - `worker::recv`     the first read, the multishot recv, feeding the session
+//!   - `worker::proxy`    a proxy-protocol listener's trusted peers and PROXY header, before HTTP
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
 //!   - `worker::close`    linger, close through the ring, freeing a slot
@@ -54,7 +59,8 @@
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
 //!     `http::accept_encoding` the client's content codings and weights;
 //!     `http::status` reason phrases and error bodies; `http::token` shared lexing;
-//!     `http::glob` the path patterns of `--header` rules
+//!     `http::glob` the path patterns of `--header` rules;
+//!     `http::proxy_protocol` the PROXY protocol header (v1, v2) a load balancer sends first
 //! - `response`   the pipeline: method -> target -> dotfiles -> lookup -> coding -> preconditions
 //!   -> range
 //!   - `response::find`         which file answers: directory and clean-URL redirects, `--fallback`
@@ -84,8 +90,9 @@
 //! - a header for some paths: a `--header` rule (`response::headers`), matched in
 //!   `response::prepare` against rules compiled once into `config::ServeConfig`; it lands in the
 //!   entry's lines and prebuilt head, so a hit pays nothing.
-//! - a per-worker counter: a plain field incremented on the request path (`worker::site` or the
-//!   worker), published on the tick through `scoreboard` (`worker::tick`), read by the master.
+//! - a per-worker counter: an index in `metrics` (and a `metrics::DEFS` line naming it),
+//!   incremented on the request path (`worker::site` or the worker), published on the tick
+//!   through `scoreboard` (`worker::tick`), shown by `master::exposition`.
 //! - a new content encoding: a `files::entry::Coding` variant (token and sibling suffix there),
 //!   its encoder in `files::codec`, its weight in `http::accept_encoding` and its place in
 //!   `response::negotiate`'s order.
@@ -96,6 +103,7 @@
 //! `ring` that measures the kernel's share of a request (`bench/run.sh --peers floor`).
 
 pub mod accesslog;
+pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod control;
@@ -104,6 +112,7 @@ pub mod http;
 pub mod inherit;
 pub mod invariants;
 pub mod master;
+pub mod metrics;
 pub mod mime;
 pub mod notify;
 pub mod pidfile;

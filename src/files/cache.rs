@@ -109,6 +109,21 @@ pub struct FileCache {
     inline_max: u64,
     valid_ms: u64,
     names: Names,
+    /// Counted for the metrics (plain fields: the worker publishes them on its tick).
+    pub stats: CacheStats,
+}
+
+/// What the cache did, for the metrics.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries dropped to make room (not stale ones replaced).
+    pub evictions: u64,
+    /// Entries that hold a file descriptor open now.
+    pub open_fds: u64,
+    /// Representations compressed on the fly.
+    pub compressions: u64,
 }
 
 impl FileCache {
@@ -127,6 +142,7 @@ impl FileCache {
             inline_max,
             valid_ms,
             names: Names::default(),
+            stats: CacheStats::default(),
         }
     }
 
@@ -150,6 +166,7 @@ impl FileCache {
             if now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms {
                 let v = node.value.clone();
                 self.touch(idx);
+                self.stats.hits += 1;
                 return v;
             }
             // Stale: a file whose version is unchanged is kept; anything else is looked up anew,
@@ -164,12 +181,14 @@ impl FileCache {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
                         self.touch(idx);
+                        self.stats.hits += 1;
                         return v;
                     }
                 }
             }
             self.remove(idx);
         }
+        self.stats.misses += 1;
         let (value, file) = self.resolve(root, key, prepare);
         if let Lookup::Status(500 | 503) = value {
             return value; // transient: don't cache
@@ -228,9 +247,12 @@ impl FileCache {
                     Err(e) => return Lookup::Status(status_for_errno(&e)),
                 }
             }
-            Found::Compressed(bytes) => Lookup::File(Rc::new(FileEntry::compressed(
-                &bytes, key.path, key.coding, origin, prepare,
-            ))),
+            Found::Compressed(bytes) => {
+                self.stats.compressions += 1;
+                Lookup::File(Rc::new(FileEntry::compressed(
+                    &bytes, key.path, key.coding, origin, prepare,
+                )))
+            }
             Found::Nothing => Lookup::Status(404),
             Found::Transient => return Lookup::Status(503),
         };
@@ -384,6 +406,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
         let node = Node {
             key: key.path.into(),
@@ -406,6 +429,7 @@ impl FileCache {
             }
         };
         self.bytes += bytes;
+        self.stats.open_fds += holds_fd(&self.nodes[idx as usize].value) as u64;
         self.maps[key.coding.index()].insert(key.path.into(), idx);
         self.link_front(idx);
     }
@@ -416,6 +440,7 @@ impl FileCache {
         let key = std::mem::take(&mut node.key);
         let value = std::mem::replace(&mut node.value, Lookup::Status(404));
         self.bytes -= entry_bytes(&value);
+        self.stats.open_fds -= holds_fd(&value) as u64;
         self.maps[node.coding.index()].remove(&key);
         self.free.push(idx);
         // `value` drops here: the fd closes unless a transfer still holds it.
@@ -428,6 +453,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
     }
 
@@ -485,6 +511,10 @@ impl FileCache {
     pub fn memory_bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+fn holds_fd(v: &Lookup) -> bool {
+    matches!(v, Lookup::File(f) if matches!(f.body, Body::Fd(_)))
 }
 
 fn entry_bytes(v: &Lookup) -> u64 {
@@ -655,6 +685,41 @@ mod tests {
         ));
         // Two small files in memory (their prebuilt heads included); the evicted one no longer counts.
         assert!(c.memory_bytes() < 2 * 512, "{}", c.memory_bytes());
+        // Four lookups opened something, none was answered from the cache, and two entries
+        // went to make room (the limit is 2).
+        assert_eq!(
+            c.stats,
+            CacheStats {
+                hits: 0,
+                misses: 4,
+                evictions: 2,
+                open_fds: 0,
+                compressions: 0
+            }
+        );
+        assert!(matches!(
+            lookup(&mut c, &root, b"/b.txt", 1),
+            Lookup::File(_)
+        ));
+        assert_eq!(c.stats.hits, 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn open_fds_count_the_files_sent_from_their_descriptor() {
+        let d = tmpdir("fds");
+        std::fs::write(d.join("big"), vec![7u8; 100]).unwrap();
+        std::fs::write(d.join("small"), b"s").unwrap();
+        let root = Root::open(&d).unwrap();
+        // Inline up to 10 bytes: "big" keeps its descriptor, "small" its bytes.
+        let mut c = FileCache::new(1, 1 << 20, 10, 1000);
+        assert!(matches!(lookup(&mut c, &root, b"/big", 0), Lookup::File(_)));
+        assert_eq!(c.stats.open_fds, 1);
+        assert!(matches!(
+            lookup(&mut c, &root, b"/small", 0),
+            Lookup::File(_)
+        ));
+        assert_eq!((c.stats.open_fds, c.stats.evictions), (0, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
 

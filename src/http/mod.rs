@@ -15,6 +15,7 @@
 //! - [`glob`]: the path patterns of per-path header rules (`*`, `**`, `?`).
 //! - [`status`]: reason phrases and canned error bodies.
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
+//! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) a load balancer sends first.
 
 pub mod accept_encoding;
 pub mod conditional;
@@ -22,6 +23,7 @@ pub mod date;
 pub mod glob;
 pub mod head;
 pub mod host;
+pub mod proxy_protocol;
 pub mod range;
 pub mod request;
 pub mod status;

@@ -28,7 +28,7 @@ pub(super) fn error(
     if let Some(page) = cfg.error_page(code) {
         if let Lookup::File(f) = lookup(ctx, page) {
             // In the coding the client prefers, as the page itself would be sent.
-            let f = super::negotiate::select(req, ctx, page, f);
+            let (f, _) = super::negotiate::select(req, ctx, page, f);
             // The page with the original status: its own type, coding and configured headers,
             // none of its validators (a precondition or range on the request was not about it).
             let mut h = status_line(code, ctx.date);
