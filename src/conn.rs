@@ -227,12 +227,9 @@ impl Conn {
         let mut n = 0;
         let mut file_follows = false;
         for ch in self.session.out().iter() {
-            match ch.remaining_mem() {
-                Some(m) if n < MAX_IOV => {
-                    self.iov[n] = libc::iovec {
-                        iov_base: m.as_ptr() as *mut libc::c_void,
-                        iov_len: m.len(),
-                    };
+            match ch.remaining_iov() {
+                Some(iov) if n < MAX_IOV => {
+                    self.iov[n] = iov;
                     n += 1;
                 }
                 Some(_) => break,

@@ -246,7 +246,7 @@ mod tests {
     fn sent(s: &mut Session) -> String {
         let mut all = String::new();
         while let Some(c) = s.out.pop_front() {
-            all.push_str(std::str::from_utf8(c.remaining_mem().unwrap()).unwrap());
+            all.push_str(std::str::from_utf8(&c.remaining_bytes().unwrap()).unwrap());
             all.push('|');
         }
         all
@@ -353,7 +353,7 @@ mod tests {
         });
         consume(&mut q, 4);
         assert_eq!(q.len(), 1);
-        assert_eq!(q.front().unwrap().remaining_mem().unwrap(), b"fgh");
+        assert_eq!(q.front().unwrap().remaining_bytes().unwrap(), b"fgh");
         consume(&mut q, 3);
         assert!(q.is_empty());
         consume(&mut q, 3);

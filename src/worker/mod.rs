@@ -143,6 +143,7 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_bytes,
         cfg.inline_max,
         cfg.cache_valid_ms,
+        cfg.cache_inactive_ms,
     );
     let clock = Clock::new();
     let boundary = format!(
