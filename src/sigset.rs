@@ -20,6 +20,26 @@ pub fn of(signals: &[libc::c_int]) -> libc::sigset_t {
     }
 }
 
+/// Blocks `signals` for the calling thread (the master and each worker have only one) and opens
+/// a non-blocking signalfd that reports them: signals become events of the loop, never handlers.
+pub fn block_into_signalfd(signals: &[libc::c_int]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let set = of(signals);
+    // SAFETY: masks an initialised set for the calling thread only.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        // pthread_sigmask returns the error number instead of setting errno.
+        return Err(std::io::Error::from_raw_os_error(r));
+    }
+    // SAFETY: a signalfd for an initialised set; the result is checked before it is owned.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -4,8 +4,7 @@
 //! A signalfd rather than sigtimedwait because the loop must also wake for a pipe (a binary
 //! upgrade's new master talking) and sleep until its next due time, all in one ppoll.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use crate::sigset::RELOAD_MARK;
@@ -38,7 +37,7 @@ impl Signals {
     /// Blocks the signals the master acts on, for the whole process (it is single-threaded), and
     /// opens the signalfd that reads them.
     pub fn block() -> Result<Signals, String> {
-        let set = crate::sigset::of(&[
+        let fd = crate::sigset::block_into_signalfd(&[
             libc::SIGCHLD,
             libc::SIGTERM,
             libc::SIGQUIT,
@@ -46,19 +45,8 @@ impl Signals {
             libc::SIGHUP,
             libc::SIGUSR1,
             libc::SIGUSR2,
-        ]);
-        // SAFETY: blocking an initialised set for this single-threaded process.
-        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        // SAFETY: a signalfd for an initialised set; the fd is checked, then owned at once.
-        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(format!(
-                "cannot read signals (signalfd): {}",
-                io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: a fresh fd owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        ])
+        .map_err(|e| format!("cannot read signals (signalfd): {e}"))?;
         Ok(Signals { fd })
     }
 
@@ -125,6 +113,7 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::FromRawFd;
     use std::time::Duration;
 
     #[test]

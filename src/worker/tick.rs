@@ -135,29 +135,19 @@ impl Worker {
     }
 }
 
-/// Blocks the signals the worker handles and returns a signalfd that reports them.
+/// Blocks the signals the worker handles and returns a signalfd that reports them. The fd
+/// lives as long as the worker (whose exit releases it).
 pub(super) fn block_signals() -> io::Result<RawFd> {
-    let set = crate::sigset::of(&[
+    use std::os::fd::IntoRawFd;
+    crate::sigset::block_into_signalfd(&[
         libc::SIGTERM,
         libc::SIGQUIT,
         libc::SIGINT,
         libc::SIGHUP,
         libc::SIGUSR1,
         libc::SIGUSR2,
-    ]);
-    // SAFETY: masks an initialised set for this (only) thread, then a signalfd reading it.
-    unsafe {
-        let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        if r != 0 {
-            // pthread_sigmask returns the error number instead of setting errno.
-            return Err(io::Error::from_raw_os_error(r));
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(fd)
-    }
+    ])
+    .map(IntoRawFd::into_raw_fd)
 }
 
 /// Bytes in a socket's receive queue (FIONREAD).
