@@ -27,6 +27,7 @@
 //!   - `worker::recv`     the first read, the multishot recv, feeding the session
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
+//!   - `worker::pool`     output queues and send buffers, lent to a connection only while busy
 //!   - `worker::close`    linger, close through the ring, freeing a slot
 //!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
 //!   - `worker::logwrite` the access log's batches written through the ring
@@ -51,7 +52,7 @@
 //!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
-//!   - `files::entry` one file version's facts and bytes (and its representation, `Coding`)
+//!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension

@@ -14,6 +14,7 @@
 //! - `recv`        reading: the first read, the multishot recv, feeding the session
 //! - `progress`    moving a connection forward after any event (the one driver)
 //! - `send`        writing: memory through the ring, files with sendfile or splice
+//! - `pool`        output queues and send buffers, lent to connections only while busy
 //! - `close`       linger, close and freeing the slot
 //! - `tick`        the timer tick, timeouts, signals and the graceful drain
 //! - `logwrite`    the access log's batches, written through the ring
@@ -24,6 +25,7 @@ mod accept;
 mod clock;
 mod close;
 mod logwrite;
+mod pool;
 mod progress;
 mod recv;
 mod send;
@@ -90,6 +92,8 @@ pub struct Worker {
     board: Option<WorkerSlot>,
     error_log: Option<std::path::PathBuf>,
     pipes: PipePool,
+    /// Output queues and send buffers, lent to connections while they have output.
+    send_pool: pool::SendPool,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -171,6 +175,7 @@ pub fn run(cli: &Cli) -> i32 {
         board,
         error_log: cli.error_log.clone(),
         pipes: PipePool::new(PIPE_SIZE),
+        send_pool: pool::SendPool::default(),
     };
     let code = w.event_loop();
     // Exit without dropping the worker: operations may still be in flight (a fast stop, or a

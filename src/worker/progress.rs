@@ -36,6 +36,7 @@ impl Worker {
             if c.session.ending().is_some() {
                 return self.start_linger(slot);
             }
+            self.send_pool.lend(c);
             if self.site.resume(c, &self.cfg, &self.clock, self.draining)
                 && (!c.session.out().is_empty() || c.session.ending().is_some())
             {
@@ -48,6 +49,8 @@ impl Worker {
             if c.session.has_room() {
                 c.resume_input();
             }
+            // Idle until the next request: what the responses needed goes back to the pool.
+            self.send_pool.take_back(c);
             c.await_request(
                 self.clock.now_ms,
                 self.cfg.keepalive_timeout_ms,

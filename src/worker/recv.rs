@@ -68,6 +68,7 @@ impl Worker {
             )
         };
         if n > 0 {
+            self.send_pool.lend(conn);
             let input = self.site.feed(
                 conn,
                 &self.scratch[..n as usize],
@@ -114,6 +115,7 @@ impl Worker {
                 // Lingering or past its last request: what arrives is read and dropped.
                 if conn.life() == Lifecycle::Open && conn.session.ending().is_none() {
                     let data = self.bufs.data(b, res as usize);
+                    self.send_pool.lend(conn);
                     let input = self
                         .site
                         .feed(conn, data, &self.cfg, &self.clock, self.draining);
