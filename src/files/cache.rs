@@ -113,7 +113,7 @@ impl FileCache {
     ) -> FileCache {
         FileCache {
             maps: std::array::from_fn(|_| {
-                HashMap::with_capacity_and_hasher(max_entries.min(65536), Default::default())
+                HashMap::with_capacity_and_hasher(max_entries.min(1024), Default::default())
             }),
             nodes: Vec::new(),
             free: Vec::new(),
@@ -490,6 +490,14 @@ mod tests {
                     panic!("small files are mapped")
                 };
                 assert_eq!(m.map().bytes_for_tests(), b"aaa");
+                // The header lines are read from the head, not held twice.
+                assert!(matches!(f.lines(), crate::files::entry::Lines::InHead(..)));
+                assert!(
+                    f.lines().starts_with(b"Last-Modified: "),
+                    "{:?}",
+                    &*f.lines()
+                );
+                assert!(f.lines().ends_with(b"Accept-Ranges: bytes\r\n"));
                 let resp = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
                 let text = String::from_utf8_lossy(&resp).into_owned();
                 assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");

@@ -92,8 +92,10 @@ pub struct FileEntry {
     /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
-    /// The header lines the response layer made for this entry (`Prepared::lines`).
-    pub lines: Box<[u8]>,
+    /// The header lines the response layer made for this entry (`Prepared::lines`), unless they
+    /// are found inside a mapped entry's head (then empty: `lines()` reads them from there, and
+    /// an entry does not hold them twice).
+    lines: Box<[u8]>,
     pub body: Body,
     pub(super) version: Version,
 }
@@ -148,8 +150,15 @@ impl FileEntry {
             content_type,
             resident: map.is_some(),
         });
+        let mut lines = prepared.lines;
         let body = match map {
-            Some(m) => Body::Mapped(Resident::new(prepared.head, prepared.date_at, m, fd)),
+            Some(m) => {
+                let r = Resident::new(prepared.head, prepared.date_at, m, fd);
+                if r.find_lines(&lines) {
+                    lines = Box::default();
+                }
+                Body::Mapped(r)
+            }
             None => Body::Fd(Rc::new(fd)),
         };
         Ok(FileEntry {
@@ -157,7 +166,7 @@ impl FileEntry {
             mtime: st.st_mtime,
             etag: etag.into(),
             content_type,
-            lines: prepared.lines,
+            lines,
             body,
             version: Version::of(&st),
         })
@@ -221,6 +230,19 @@ fn content_type(path: &[u8]) -> &'static str {
 /// The descriptor the cache keeps for an entry: a mapped file's or a streamed file's. The tick
 /// asks it whether the file was deleted meanwhile (`st_nlink == 0`).
 impl FileEntry {
+    /// The header lines every 2xx and 304 for the entry carries (`Prepared::lines`).
+    pub fn lines(&self) -> Lines<'_> {
+        match &self.body {
+            Body::Mapped(r) if self.lines.is_empty() => {
+                if let Some((at, len)) = r.lines_at.get() {
+                    return Lines::InHead(r.head.borrow().clone(), at, len);
+                }
+                Lines::Own(&self.lines)
+            }
+            _ => Lines::Own(&self.lines),
+        }
+    }
+
     pub fn fd(&self) -> RawFd {
         match &self.body {
             Body::Mapped(r) => r.fd.as_raw_fd(),
@@ -237,6 +259,22 @@ impl FileEntry {
     }
 }
 
+/// An entry's header lines: its own, or a window of its mapped head (which holds them already).
+pub enum Lines<'a> {
+    Own(&'a [u8]),
+    InHead(Rc<[u8]>, usize, usize),
+}
+
+impl std::ops::Deref for Lines<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Lines::Own(b) => b,
+            Lines::InHead(h, at, len) => &h[*at..*at + *len],
+        }
+    }
+}
+
 /// A small file's response: the head `prepare` made for it, in a buffer of its own, and the
 /// file's bytes mapped from the page cache, so the common response (HTTP/1.1, keep-alive, GET) is
 /// one sendmsg of two iovecs with nothing to format and no file byte copied in user space. Only
@@ -248,6 +286,8 @@ pub struct Resident {
     date_at: Option<usize>,
     /// The second the Date in `head` says.
     date_secs: Cell<i64>,
+    /// Where the entry's header lines are inside `head`, if they are.
+    lines_at: Cell<Option<(usize, usize)>>,
     map: Rc<Mapping>,
     /// Kept open so the tick can tell a deleted file from a live one with one fstat.
     fd: OwnedFd,
@@ -260,9 +300,25 @@ impl Resident {
             head: RefCell::new(Rc::from(head)),
             date_at,
             date_secs: Cell::new(i64::MIN),
+            lines_at: Cell::new(None),
             map: Rc::new(map),
             fd,
         }
+    }
+
+    /// Looks for `lines` inside the head (outside its Date); remembers where if found.
+    fn find_lines(&self, lines: &[u8]) -> bool {
+        let head = self.head.borrow();
+        let date = self.date_at.map(|at| at..at + HTTP_DATE_LEN);
+        let found = (!lines.is_empty())
+            .then(|| head.windows(lines.len()).position(|w| w == lines))
+            .flatten()
+            .filter(|&at| match &date {
+                Some(d) => at + lines.len() <= d.start || at >= d.end,
+                None => true,
+            });
+        self.lines_at.set(found.map(|at| (at, lines.len())));
+        found.is_some()
     }
 
     /// The head with today's Date.
@@ -320,6 +376,8 @@ impl Mapping {
                 len: 0,
             });
         }
+        // MAP_POPULATE: the page-table entries are made now, in one go, for pages the page cache
+        // holds (at most 16 for a 64 KiB file), rather than by one fault each on the first sends.
         // SAFETY: a fresh read-only shared mapping of an open fd; the kernel picks the address,
         // so nothing of ours is replaced; the result is checked before use.
         let ptr = unsafe {
@@ -327,7 +385,7 @@ impl Mapping {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd,
                 0,
             )

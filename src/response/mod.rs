@@ -153,7 +153,7 @@ fn full(
         }
     } else {
         let mut h = status_line(200, date);
-        entity_lines(&mut h, f.content_type, &f.lines, f.size);
+        entity_lines(&mut h, f.content_type, &f.lines(), f.size);
         fr.finish(&mut h);
         push_with_body(out, h, f, 0, f.size, fr.head_only);
     }

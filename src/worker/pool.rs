@@ -11,7 +11,7 @@ use crate::files::body::Chunk;
 
 /// Spare queues and buffers kept; more are freed (a burst of busy connections does not leave
 /// its peak behind for ever).
-const KEEP: usize = 1024;
+const KEEP: usize = 256;
 /// Room a new queue starts with: a response is one to three chunks.
 const QUEUE_ROOM: usize = 8;
 
