@@ -108,7 +108,7 @@ def stop(p):
             pass
 
 
-def open_idle(port, n, batch=2000):
+def open_idle(port, n, batch=500):
     """Opens up to n connections that each get one complete response; returns (sockets, why it
     stopped early or None)."""
     socks = []
@@ -225,8 +225,11 @@ def main():
         for b in bins:
             label, _, path = b.rpartition("=")
             label = label or "ringstatic"
+            # No deferred accept (nginx here has none either), and a long header timeout (a client
+            # starved of CPU may take seconds to send): a burst of connects whose requests
+            # are deferred fills the listener's SYN queue, and loopback then resets some of them.
             cmd = [path, "--listen", "127.0.0.1:0", "--workers", "1", "--max-connections", str(a.n + 100),
-                   "--keepalive-timeout", "600", root]
+                   "--keepalive-timeout", "600", "--header-timeout", "120", "--defer-accept", "off", root]
             rows.append(measure(label, cmd, True, None, a.n, os.path.join(root, f"{label}.log")))
         if a.nginx and shutil.which("nginx"):
             with socket.socket() as s:
