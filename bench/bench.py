@@ -2,7 +2,8 @@
 """ringstatic bench: ringstatic beside nginx (and optionally h2o, lighttpd) under wrk.
 
 Run it through bench/run.sh, which installs the tools and builds ringstatic first.
-Python standard library only. Linux only (/proc, taskset).
+Python standard library only, plus the `brotli` tool for the `site` scenario's check of
+brotli bodies. Linux only (/proc, taskset).
 
 The steps, in the order this file runs them:
   1. options -> placement (server CPUs, wrk CPUs), scenarios, servers
@@ -23,6 +24,7 @@ import argparse
 import atexit
 import csv
 import datetime
+import gzip
 import hashlib
 import html
 import http.client
@@ -68,7 +70,13 @@ SCENARIOS = {
                    "random paths over the 20,000-file site (deterministic list, wrk Lua script), 64 keep-alive connections"),
     "1k-c1000": ("/index.html", 1000, [], "1 KiB HTML page, 1,000 keep-alive connections"),
     "1k-c10000": ("/index.html", 10000, [], "1 KiB HTML page, 10,000 keep-alive connections"),
+    "site": ("/site.js", 64, ["Accept-Encoding: gzip, deflate, br, zstd"],
+             "~100 KiB JavaScript asking for a content coding as a browser does (Accept-Encoding: gzip, "
+             "deflate, br, zstd), 64 keep-alive connections: ringstatic sends its precompressed site.js.br, "
+             "ringstatic-fly (--precompressed off) compresses it once per worker into its cache, nginx sends "
+             "site.js.gz (gzip_static on), nginx-gzip compresses every response (gzip on, level 6)"),
 }
+SITE_ASSET = 100 * 1024
 QUICK_SCENARIOS = ["1k", "16k", "1m", "1k-close"]
 # An idle server (one not being measured) using more than this share of a CPU spoils the round.
 IDLE_CPU_MAX = 0.02
@@ -304,6 +312,8 @@ class Corpus:
         self._write("index.html", self._html(rng, 1024))
         self._write("app.js", self._js(rng, 16 * 1024))
         self._write("image.bin", rng.randbytes(1024 * 1024))
+        # site: a text asset and its precompressed siblings (see write_siblings)
+        self._write("site.js", self._js(random.Random(SEED + 400), SITE_ASSET))
         big_rng = random.Random(SEED + 100)
         if need_big:
             with open(self.root / "big.bin", "wb") as f:
@@ -331,6 +341,29 @@ class Corpus:
             pick = random.Random(SEED + 300)
             self.many_paths = [self.site[pick.randrange(len(self.site))] for _ in range(MANY_PATHS)]
         self._sha = {}
+
+    def write_siblings(self, ringstatic):
+        """site.js.gz (gzip 9, Python's zlib) for nginx's gzip_static, and site.js.br and .zst
+        from `ringstatic compress` when the binary is at hand; all with site.js's mtime, as a
+        site's build step leaves them."""
+        src = self.root / "site.js"
+        data = src.read_bytes()
+        st = src.stat()
+        gz = self.root / "site.js.gz"
+        gz.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+        os.utime(gz, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if not ringstatic or not os.access(ringstatic, os.X_OK):
+            return
+        work = Path(tempfile.mkdtemp(prefix="site-", dir=self.root.parent))
+        try:
+            shutil.copy2(src, work / "site.js")
+            subprocess.run([ringstatic, "compress", "--quiet", str(work)], check=True,
+                           stdout=subprocess.DEVNULL, timeout=120)
+            for suffix in (".br", ".zst"):
+                if (work / ("site.js" + suffix)).exists():
+                    shutil.copy2(work / ("site.js" + suffix), self.root / ("site.js" + suffix))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _write(self, rel, data):
         with open(self.root / rel, "wb") as f:
@@ -539,6 +572,11 @@ class Nginx(Server):
         super().__init__(ctx)
         self.label = label
         self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.scenario = None
+
+    def coding_lines(self):
+        """What the `site` scenario turns on: the precompressed .gz sibling."""
+        return "    gzip_static on;\n" if self.scenario == "site" else ""
 
     def version(self):
         return first_line([self.binary, "-v"]).replace("nginx version: ", "")
@@ -572,7 +610,7 @@ http {{
     open_file_cache_min_uses 1;
     open_file_cache_errors on;
     server_tokens off;
-    client_body_temp_path {wd}/client_body;
+{self.coding_lines()}    client_body_temp_path {wd}/client_body;
     types {{
 {types}
     }}
@@ -591,6 +629,23 @@ http {{
 
 
 
+class NginxGzip(Nginx):
+    """nginx compressing every response (`gzip on`), measured in the `site` scenario only."""
+
+    note = ("nginx-gzip (site scenario only): nginx with `gzip on; gzip_comp_level 6; gzip_types "
+            "text/javascript ...` and gzip_static off: it compresses every response")
+
+    def __init__(self, ctx):
+        super().__init__(ctx, label="nginx-gzip")
+
+    def applies(self, scenario):
+        return scenario == "site"
+
+    def coding_lines(self):
+        return ("    gzip on;\n    gzip_comp_level 6;\n    gzip_min_length 1024;\n"
+                "    gzip_types text/css text/javascript application/javascript application/json image/svg+xml;\n")
+
+
 class Ringstatic(Server):
     label = "ringstatic"
 
@@ -601,6 +656,7 @@ class Ringstatic(Server):
         self.template = template  # --server-cmd: argv with {port} {workers} {root} {cache_valid}
         self.extra = list(extra)  # --variant: extra arguments, {run} is this server's work directory
         self.other_build = other_build  # --build: a binary built elsewhere (e.g. before a change)
+        self.only = None  # a scenario this row is measured in, alone (ringstatic-fly: site)
 
     def version(self):
         if self.template:
@@ -616,6 +672,9 @@ class Ringstatic(Server):
             if dirty:
                 rev += "+dirty"
         return f"{rev}, {first_line([self.binary, '--version'])}"
+
+    def applies(self, scenario):
+        return self.only is None or scenario == self.only
 
     def prepare(self, wd, port, cpus, workers):
         if self.template:
@@ -754,13 +813,47 @@ class Floor(Ringstatic):
 # ---------------------------------------------------------------------------------------
 # checks and wrk
 
-def check_file(port, urlpath, expected, close=False):
-    """GET urlpath; None if status 200, Content-Length and body match, else the reason."""
+def decode_body(coding, body):
+    """A coded body decoded, or None when this Python cannot decode the coding."""
+    if coding in ("gzip", "x-gzip"):
+        return gzip.decompress(body)
+    if coding == "br":
+        # the brotli tool (Debian's `brotli`, installed by run.sh): the standard library has no
+        # brotli, and a Python module would have to match whichever python3 runs this
+        if not shutil.which("brotli"):
+            return None
+        r = subprocess.run(["brotli", "--decompress", "--stdout"], input=body, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        return r.stdout if r.returncode == 0 else b""
+    return None
+
+
+def check_file(port, urlpath, expected, close=False, headers=()):
+    """GET urlpath (with the scenario's extra `headers`); None if status 200, Content-Length and
+    body match, else the reason. A body in a content coding must decode to the file's bytes (and
+    its Content-Length is the coded length; a chunked one, nginx's gzip, has none)."""
     size, sha = expected
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("GET", urlpath, headers={"Connection": "close"} if close else {})
+        hdrs = dict(h.split(": ", 1) for h in headers)
+        if close:
+            hdrs["Connection"] = "close"
+        conn.request("GET", urlpath, headers=hdrs)
         r = conn.getresponse()
+        coding = (r.getheader("Content-Encoding") or "identity").strip().lower()
+        if coding != "identity":
+            body = r.read()
+            if r.status != 200:
+                return f"GET {urlpath}: status {r.status}, expected 200"
+            cl = r.getheader("Content-Length")
+            if cl is not None and int(cl) != len(body):
+                return f"GET {urlpath}: Content-Length {cl}, but {len(body)} bytes of {coding} came"
+            plain = decode_body(coding, body)
+            if plain is None:
+                return f"GET {urlpath}: cannot check a {coding} body here (for br: apt-get install brotli)"
+            if len(plain) != size or hashlib.sha256(plain).hexdigest() != sha:
+                return f"GET {urlpath}: {coding} body decodes to {len(plain)} bytes that differ from the file"
+            return None
         h, n = hashlib.sha256(), 0
         while True:
             b = r.read(1 << 20)
@@ -787,7 +880,7 @@ def check_server(ctx, server, scenario):
     close = any(h.lower().startswith("connection: close") for h in headers)
     paths = [path] if path else ctx.corpus.many_paths[:64]
     for p in paths:
-        why = check_file(server.port, p, ctx.corpus.expected(p), close=close)
+        why = check_file(server.port, p, ctx.corpus.expected(p), close=close, headers=headers)
         if why:
             return why
     return None
@@ -846,6 +939,20 @@ def run_wrk(ctx, server, scenario, duration, threads):
     return argv, out
 
 
+def settle(server, limit=15.0):
+    """Waits until `server` uses no more CPU (two reads 0.3 s apart agree), at most `limit` s.
+    A server slower than wrk (nginx-gzip in `site`) is still answering requests when wrk stops;
+    the next server measured on the same CPUs must not share them with that backlog."""
+    deadline = time.monotonic() + limit
+    last = cpu_ticks(server.pids())
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = cpu_ticks(server.pids())
+        if now == last:
+            return
+        last = now
+
+
 def measure(ctx, server, scenario, duration, threads):
     """One wrk run with the server's CPU time read right before and right after."""
     pids = server.pids()
@@ -868,6 +975,8 @@ def measure(ctx, server, scenario, duration, threads):
         cpu_ticks=c1 - c0,
         cpu_us_per_req=(cpu_s * 1e6 / r["requests"]) if r["requests"] else None,
         cpu_busy=cpu_s / ((t1 - t0) * len(server.cpus)),
+        # what one response weighs on the wire, head included (wrk's bytes read / requests)
+        bytes_per_resp=(r["transfer_Bps"] * r["wrk_duration_s"] / r["requests"]) if r["requests"] else None,
         rss_kb=rss,
         private_kb=private,
         processes=len(pids),
@@ -924,6 +1033,7 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                         run_wrk(ctx, s, sc, warmup, threads)
                     except ServerError as e:
                         ctx.warn(f"[{sc}] {s.label} warm-up: {e}")
+                    settle(s)
             noisy = set()
             for rnd in range(1, rounds + 1):
                 for s in live:
@@ -935,6 +1045,8 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                     except (ServerError, ValueError) as e:
                         ctx.warn(f"[{sc}] {s.label} round {rnd}: {e}")
                         continue
+                    finally:
+                        settle(s)
                     # The servers not being measured sit idle on the same CPUs; one that burns
                     # CPU anyway takes it from the one being measured, and every figure of this
                     # scenario is then suspect. Idle servers use next to nothing (timers only).
@@ -987,8 +1099,8 @@ def summarize(ctx, mode):
         fail = next((f["reason"] for f in ctx.failures if f["mode"] == mode and
                      (f["scenario"], f["workers"], f["server"]) == (sc, w, sv)), None)
         row = dict(mode=mode, scenario=sc, workers=w, server=sv, rounds=len(rs), failed=fail)
-        for k in ("rps", "transfer_Bps", "p50_ms", "p99_ms", "cpu_us_per_req", "cpu_busy", "rss_kb",
-                  "private_kb"):
+        for k in ("rps", "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms", "cpu_us_per_req", "cpu_busy",
+                  "rss_kb", "private_kb"):
             row[k] = med([r.get(k) for r in rs])
         for k in ("err_connect", "err_read", "err_write", "err_timeout", "non2xx", "errors"):
             row[k] = sum(r[k] for r in rs)
@@ -1059,8 +1171,8 @@ def table(rows, scaling=False):
         head = ["scenario", "workers", "server", "req/s", "CPU µs/req", "vs nginx (CPU)", "server CPU busy",
                 "peak RSS", "private", "errors"]
     else:
-        head = ["scenario", "server", "req/s", "transfer/s", "p50", "p99", "CPU µs/req", "vs nginx (CPU)",
-                "server CPU busy", "peak RSS", "private", "errors"]
+        head = ["scenario", "server", "req/s", "transfer/s", "bytes/resp", "p50", "p99", "CPU µs/req",
+                "vs nginx (CPU)", "server CPU busy", "peak RSS", "private", "errors"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < (3 if scaling else 2) else "---:"
                                                           for i in range(len(head))) + "|"]
     for r in rows:
@@ -1078,13 +1190,14 @@ def table(rows, scaling=False):
                      ratio, busy, kb(r["rss_kb"]), kb(r.get("private_kb")), fmt_errors(r)]
         else:
             cells = [r["scenario"], name, f"{r['rps']:,.0f}", fmt_bytes(r["transfer_Bps"], "/s"),
-                     fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_us(r["cpu_us_per_req"]), ratio, busy,
-                     kb(r["rss_kb"]), kb(r.get("private_kb")), fmt_errors(r)]
+                     fmt_bytes(r["bytes_per_resp"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
+                     fmt_us(r["cpu_us_per_req"]), ratio, busy, kb(r["rss_kb"]), kb(r.get("private_kb")),
+                     fmt_errors(r)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
-COLORS = {"ringstatic": "#d9622b", "nginx": "#2e8b57", "h2o": "#3b6fb6", "lighttpd": "#8a4fb0", "floor": "#9a9a9a"}
+COLORS = {"ringstatic": "#d9622b", "ringstatic-fly": "#f0a070", "nginx": "#2e8b57", "nginx-gzip": "#8fcca8", "h2o": "#3b6fb6", "lighttpd": "#8a4fb0", "floor": "#9a9a9a"}
 
 
 def nice_max(x):
@@ -1185,17 +1298,18 @@ def write_outputs(ctx, text, rows_all):
     d = ctx.results_dir
     (d / "table.md").write_text(text)
     fields = ["mode", "scenario", "workers", "server", "round", "requests", "duration_s", "wrk_duration_s", "rps",
-              "transfer_Bps", "p50_ms", "p99_ms", "cpu_ticks", "cpu_s", "cpu_us_per_req", "cpu_busy", "rss_kb",
-              "private_kb", "processes", "err_connect", "err_read", "err_write", "err_timeout", "non2xx", "errors", "connections",
+              "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms", "cpu_ticks", "cpu_s", "cpu_us_per_req", "cpu_busy",
+              "rss_kb", "private_kb", "processes", "err_connect", "err_read", "err_write", "err_timeout", "non2xx",
+              "errors", "connections",
               "wrk_threads", "server_cpus", "client_cpus", "wrk_cmd"]
     with open(d / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for r in ctx.runs:
             w.writerow(r)
-    sfields = ["mode", "scenario", "workers", "server", "rounds", "rps", "transfer_Bps", "p50_ms", "p99_ms",
-               "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "cpu_busy", "rss_kb", "private_kb",
-               "err_connect",
+    sfields = ["mode", "scenario", "workers", "server", "rounds", "rps", "transfer_Bps", "bytes_per_resp", "p50_ms",
+               "p99_ms", "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "cpu_busy", "rss_kb",
+               "private_kb", "err_connect",
                "err_read", "err_write", "err_timeout", "non2xx", "errors", "failed"]
     with open(d / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sfields, extrasaction="ignore")
@@ -1380,6 +1494,8 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
         (", 20,000-file site" if need_site else "") + (")" if need_big else ""))
     t = time.monotonic()
     ctx.corpus = Corpus(tmp / "www", need_big, need_site)
+    if "site" in args.scenarios:
+        ctx.corpus.write_siblings(None if args.server_cmd else args.ringstatic)
     log(f"corpus ready in {time.monotonic() - t:.1f} s")
     if need_site:
         ctx.lua = tmp / "many-files.lua"
@@ -1394,6 +1510,12 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     else:
         subject = Ringstatic(ctx, args.ringstatic)
     servers = [subject, Nginx(ctx)]
+    if "site" in args.scenarios and not args.server_cmd:
+        fly = Ringstatic(ctx, args.ringstatic, label="ringstatic-fly", extra=["--precompressed", "off"])
+        fly.only = "site"
+        fly.note = ("ringstatic-fly (site scenario only): ringstatic with --precompressed off, compressing "
+                    "site.js once per worker (brotli 4) and serving it from its cache")
+        servers += [fly, NginxGzip(ctx)]
     for v in args.variant:
         label, _, extra = v.partition("=")
         servers.append(Ringstatic(ctx, args.ringstatic, label=label.strip(), extra=shlex.split(extra)))

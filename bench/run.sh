@@ -53,6 +53,8 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v taskset >/dev/null || missing+=(util-linux)
+# the site scenario decodes brotli bodies to check them
+command -v brotli >/dev/null || missing+=(brotli)
 case ",$peers," in
     *,all,*|*,h2o,*) command -v h2o >/dev/null || missing+=(h2o) ;;
 esac

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::files::entry::Coding;
+
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -15,7 +17,9 @@ use clap::Parser;
     version,
     about,
     max_term_width = 100,
-    args_override_self = true
+    args_override_self = true,
+    after_help = "A site's build step: `ringstatic compress [--quiet] ROOT` writes the precompressed \
+                  siblings (X.br, X.zst, X.gz) of every compressible file under ROOT."
 )]
 pub struct Cli {
     /// Read options from FILE, one per line (`listen 0.0.0.0:80`, `root /srv/www`, `# comment`);
@@ -75,6 +79,16 @@ pub struct Cli {
     /// Value of the Cache-Control header sent with files (absent unless set).
     #[arg(long, value_name = "VALUE", value_parser = parse_header_value)]
     pub cache_control: Option<String>,
+
+    /// Send a precompressed sibling (X.br, X.zst, X.gz) in place of X to a client that accepts its
+    /// coding, unless it is older than X; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub precompressed: CodingSet,
+
+    /// Compress files of compressible types from 1 KiB to 512 KiB that have no usable sibling, once
+    /// per file version in each worker's cache; a comma-separated list of br, zstd, gzip, or `off`.
+    #[arg(long, value_name = "LIST|off", default_value = "br,zstd,gzip", value_parser = parse_codings)]
+    pub compress: CodingSet,
 
     /// Serve path segments that start with a dot (/.well-known/ is always served).
     #[arg(long)]
@@ -145,6 +159,20 @@ pub enum ControlSignal {
 pub enum LargeBody {
     Sendfile,
     Splice,
+}
+
+/// The content codings an option allows (`--precompressed`, `--compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CodingSet(u8);
+
+impl CodingSet {
+    pub fn has(self, c: Coding) -> bool {
+        c != Coding::Identity && self.0 & (1 << c.index()) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +288,8 @@ const FILE_OPTIONS: &[&str] = &[
     "cache-valid",
     "cache-inactive",
     "cache-control",
+    "precompressed",
+    "compress",
     "serve-dotfiles",
     "max-connections",
     "cache-entries",
@@ -387,6 +417,26 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
         .ok_or_else(err)
 }
 
+/// `br,zstd,gzip` (any of them, any order) or `off`.
+fn parse_codings(s: &str) -> Result<CodingSet, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(CodingSet(0));
+    }
+    let mut set = CodingSet(0);
+    for t in s.split(',').map(str::trim) {
+        let c = Coding::CODED
+            .into_iter()
+            .find(|c| t.eq_ignore_ascii_case(c.token()))
+            .ok_or_else(|| {
+                format!(
+                    "`{t}` is not a content coding: use br, zstd, gzip (comma-separated) or off"
+                )
+            })?;
+        set.0 |= 1 << c.index();
+    }
+    Ok(set)
+}
+
 fn parse_header_value(s: &str) -> Result<String, String> {
     if s.bytes()
         .any(|b| b == b'\r' || b == b'\n' || b == 0 || (b < 0x20 && b != b'\t'))
@@ -446,6 +496,8 @@ pub struct ServeConfig {
     pub cache_valid_ms: u64,
     pub cache_inactive_ms: u64,
     pub cache_control: Option<String>,
+    pub precompressed: CodingSet,
+    pub compress: CodingSet,
     pub serve_dotfiles: bool,
     pub max_connections: u32,
     pub cache_entries: u32,
@@ -465,6 +517,8 @@ impl From<&Cli> for ServeConfig {
             cache_valid_ms: ms(c.cache_valid),
             cache_inactive_ms: ms(c.cache_inactive),
             cache_control: c.cache_control.clone().filter(|v| !v.is_empty()),
+            precompressed: c.precompressed,
+            compress: c.compress,
             serve_dotfiles: c.serve_dotfiles,
             max_connections: c.max_connections,
             cache_entries: c.cache_entries,
@@ -630,6 +684,24 @@ mod tests {
         let e = check_root(&dir.join("missing")).unwrap_err();
         assert!(e.contains("missing") && !e.contains("os error"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn coding_lists() {
+        let all = parse_codings("br,zstd,gzip").unwrap();
+        assert!(Coding::CODED.iter().all(|&c| all.has(c)) && !all.has(Coding::Identity));
+        let gz = parse_codings(" GZIP ").unwrap();
+        assert!(gz.has(Coding::Gzip) && !gz.has(Coding::Br));
+        assert!(parse_codings("off").unwrap().is_empty());
+        let e = parse_codings("br,deflate").unwrap_err();
+        assert!(e.contains("`deflate`"), "{e}");
+        assert!(parse_codings("").is_err());
+        assert_eq!(
+            config_file_args("compress off\nprecompressed br,gzip\n").unwrap(),
+            ["--compress", "off", "--precompressed", "br,gzip"]
+        );
+        let cli = Cli::try_parse_from(["ringstatic", "--compress", "off"]).unwrap();
+        assert!(cli.compress.is_empty() && cli.precompressed == all);
     }
 
     #[test]

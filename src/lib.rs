@@ -19,6 +19,7 @@
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
 //! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
+//! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
 //!
 //! **A worker** (one pinned thread, one ring, nothing shared)
 //! - `worker`           setup and the loop: collect completions, then dispatch by key
@@ -45,8 +46,11 @@
 //! - `http`       pure HTTP, no I/O
 //!   - `http::request` head parsing and limits; `http::target` decoding and normalisation;
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
+//!     `http::accept_encoding` the client's content codings and weights;
 //!     `http::status` reason phrases and error bodies; `http::token` shared lexing
-//! - `response`   the pipeline: method -> target -> dotfiles -> cache -> preconditions -> range
+//! - `response`   the pipeline: method -> target -> dotfiles -> cache -> coding -> preconditions
+//!   -> range
+//!   - `response::negotiate`    Accept-Encoding: which representation (identity, br, zstd, gzip)
 //!   - `response::prepare`      a file's header lines and prebuilt 200 head, once per cache entry
 //!   - `response::not_modified` 304 / 412; `response::range` 206 / 416;
 //!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
@@ -54,6 +58,8 @@
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets
+//!   - `files::variant` a coded representation: a fresh precompressed sibling, or compressed here
+//!   - `files::codec` the brotli, zstd and gzip encoders and their levels
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension
 //! - `accesslog`  the combined-format access log's lines and batches
@@ -63,9 +69,9 @@
 //!   `config::ServeConfig`; it lands in the entry's lines and prebuilt head, so a hit pays nothing.
 //! - a per-worker counter: a plain field incremented on the request path (`worker::site` or the
 //!   worker), published on the tick through `scoreboard` (`worker::tick`), read by the master.
-//! - a new content encoding: a `files::entry::Coding` variant (the compiler then points at the
-//!   sibling's file name in `files::cache` and the Content-Encoding line in `response::prepare`);
-//!   negotiation where `response` builds the cache key.
+//! - a new content encoding: a `files::entry::Coding` variant (token and sibling suffix there),
+//!   its encoder in `files::codec`, its weight in `http::accept_encoding` and its place in
+//!   `response::negotiate`'s order.
 //! - a new listener option: parsed in `config`, the socket made in `inherit` (the master binds
 //!   and owns it), what it changes per connection in `worker::accept`.
 //!
@@ -83,6 +89,7 @@ pub mod master;
 pub mod mime;
 pub mod notify;
 pub mod pidfile;
+pub mod precompress;
 pub mod response;
 pub mod ring;
 pub mod scoreboard;
@@ -93,6 +100,9 @@ pub mod worker;
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.
 pub fn main_entry() -> i32 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.first().is_some_and(|a| a == "compress") {
+        return precompress::main(&args[1..]);
+    }
     let loaded = match config::load(&args) {
         Ok(l) => l,
         Err(e) => {

@@ -35,6 +35,38 @@ pub fn content_type(path: &[u8]) -> &'static str {
     by_extension(lower)
 }
 
+/// Whether a type is worth a content coding: text and text-like formats (markup, scripts, data,
+/// SVG, WebAssembly, uncompressed fonts and icons). Formats that are compressed already
+/// (images, audio, video, archives, WOFF/WOFF2 fonts, PDF) gain nothing and are left alone.
+/// The list is README's "Serving a site" list; keep them equal.
+pub fn is_compressible(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.starts_with("text/")
+        || essence.ends_with("+xml")
+        || essence.ends_with("+json")
+        || matches!(
+            essence,
+            "application/javascript"
+                | "application/json"
+                | "application/xml"
+                | "application/wasm"
+                | "application/toml"
+                | "application/yaml"
+                | "application/x-subrip"
+                | "application/x-perl"
+                | "application/x-tcl"
+                | "application/postscript"
+                | "application/rtf"
+                | "application/vnd.apple.mpegurl"
+                | "application/vnd.ms-fontobject"
+                | "font/ttf"
+                | "font/otf"
+                | "font/collection"
+                | "image/x-icon"
+                | "image/bmp"
+        )
+}
+
 /// Lookup of an already lowercased extension. A `match` on byte strings
 /// compiles to a length-then-bytes decision tree: no hashing, no allocation.
 fn by_extension(ext: &[u8]) -> &'static str {
@@ -272,6 +304,35 @@ mod tests {
         // 16 bytes is looked up (and unknown); 17 is skipped without lookup.
         assert_eq!(content_type(b"/a.abcdefghijklmnop"), OCTET_STREAM);
         assert_eq!(content_type(b"/a.abcdefghijklmnopq"), OCTET_STREAM);
+    }
+
+    #[test]
+    fn compressible_types() {
+        for p in [
+            "a.html",
+            "a.css",
+            "a.js",
+            "a.mjs",
+            "a.json",
+            "a.svg",
+            "a.xml",
+            "a.wasm",
+            "a.txt",
+            "a.ttf",
+            "a.otf",
+            "a.ico",
+            "a.webmanifest",
+            "a.atom",
+            "a.md",
+        ] {
+            assert!(is_compressible(content_type(p.as_bytes())), "{p}");
+        }
+        for p in [
+            "a.png", "a.jpg", "a.woff2", "a.woff", "a.gz", "a.br", "a.zst", "a.zip", "a.mp4",
+            "a.pdf", "a.bin", "noext",
+        ] {
+            assert!(!is_compressible(content_type(p.as_bytes())), "{p}");
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::rc::Rc;
 
 use super::entry::{Body, Coding, Facts, FileEntry, Prepared, Version};
 use super::open::{fstat, status_for_errno, Root};
+use super::variant::{self, Deps, Found, Sources};
 
 /// What an entry is found by: a normalized path and which representation of it.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +52,8 @@ struct Node {
     key: Box<[u8]>,
     coding: Coding,
     value: Lookup,
+    /// A coded variant's sources (`variant::find`): revalidated by them, not by its own stat.
+    deps: Option<Deps>,
     /// When the value was last known to match the file system; trusted for `valid_ms` after.
     checked_at_ms: u64,
     /// When the entry was last looked up (expires `inactive_ms` after).
@@ -171,7 +174,67 @@ impl FileCache {
         if let Lookup::Status(500 | 503) = value {
             return value; // transient: don't cache
         }
-        self.insert(key, value.clone(), now_ms);
+        self.insert(key, value.clone(), None, now_ms);
+        value
+    }
+
+    /// Looks up `key.coding`'s representation of `origin`, the identity entry of `key.path` just
+    /// looked up: a sibling or a compressed copy (`variant`), or `Status(404)` when there is none
+    /// (and then the identity entry is what to send). What is found, "none" included, is cached
+    /// under (path, coding) and trusted for `valid_ms`; then it is kept only while the original
+    /// and the sibling are the versions it was made from.
+    pub fn lookup_variant(
+        &mut self,
+        root: &Root,
+        key: Key,
+        now_ms: u64,
+        origin: &FileEntry,
+        sources: Sources,
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> Lookup {
+        if let Some(&idx) = self.maps[key.coding.index()].get(key.path) {
+            let node = &self.nodes[idx as usize];
+            let fresh = now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms
+                || node
+                    .deps
+                    .is_some_and(|d| variant::unchanged(root, key, sources, &d));
+            if fresh {
+                let v = node.value.clone();
+                if now_ms.saturating_sub(node.checked_at_ms) >= self.valid_ms {
+                    self.nodes[idx as usize].checked_at_ms = now_ms;
+                }
+                self.touch(idx);
+                return v;
+            }
+            self.remove(idx);
+        }
+        let room = self.max_bytes.saturating_sub(PREBUILT_HEAD_MAX);
+        let (found, deps) = variant::find(root, key, origin, sources, room);
+        let value = match found {
+            Found::Sibling(fd, st) => {
+                let size = st.st_size as u64;
+                let keep_bytes = size <= self.inline_max
+                    && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes;
+                match FileEntry::load(
+                    fd,
+                    st,
+                    key.path,
+                    key.coding,
+                    keep_bytes,
+                    Some(origin),
+                    prepare,
+                ) {
+                    Ok(f) => Lookup::File(Rc::new(f)),
+                    Err(e) => return Lookup::Status(status_for_errno(&e)),
+                }
+            }
+            Found::Compressed(bytes) => Lookup::File(Rc::new(FileEntry::compressed(
+                &bytes, key.path, key.coding, origin, prepare,
+            ))),
+            Found::Nothing => Lookup::Status(404),
+            Found::Transient => return Lookup::Status(503),
+        };
+        self.insert(key, value.clone(), Some(deps), now_ms);
         value
     }
 
@@ -212,13 +275,13 @@ impl FileCache {
         let map_it = size <= self.inline_max
             && self.mapped < self.max_mapped
             && self.bytes + PREBUILT_HEAD_MAX <= self.max_bytes;
-        match FileEntry::load(fd, st, key.path, key.coding, map_it, prepare) {
+        match FileEntry::load(fd, st, key.path, key.coding, map_it, None, prepare) {
             Ok(f) => Lookup::File(Rc::new(f)),
             Err(e) => Lookup::Status(status_for_errno(&e)),
         }
     }
 
-    fn insert(&mut self, key: Key, value: Lookup, now_ms: u64) {
+    fn insert(&mut self, key: Key, value: Lookup, deps: Option<Deps>, now_ms: u64) {
         let bytes = entry_bytes(&value);
         let maps = is_mapped(&value);
         while self.len() >= self.max_entries
@@ -234,6 +297,7 @@ impl FileCache {
             key: key.path.into(),
             coding: key.coding,
             value,
+            deps,
             checked_at_ms: now_ms,
             used_at_ms: now_ms,
             prev: NIL,
@@ -385,7 +449,7 @@ impl FileCache {
 fn entry_bytes(v: &Lookup) -> u64 {
     match v {
         Lookup::File(f) => match &f.body {
-            Body::Mapped(b) => b.len() as u64,
+            Body::Mapped(b) | Body::Memory(b) => b.len() as u64,
             Body::Fd(_) => 0,
         },
         _ => 0,
@@ -396,12 +460,10 @@ fn is_mapped(v: &Lookup) -> bool {
     matches!(v, Lookup::File(f) if matches!(f.body, Body::Mapped(_)))
 }
 
-/// The file beneath the root that holds `key`'s representation.
+/// The file beneath the root that holds a path's identity representation (coded ones are found
+/// by `variant`, through `lookup_variant`).
 fn file_name(key: Key) -> Vec<u8> {
-    match key.coding {
-        // A precompressed coding would name its sibling here: `rel_path` plus `.br`, `.gz`...
-        Coding::Identity => rel_path(key.path),
-    }
+    rel_path(key.path)
 }
 
 /// The path to open beneath the root: no leading slash, `dir/` -> `dir/index.html`, `/` -> `index.html`.
@@ -489,7 +551,7 @@ mod tests {
                 let Body::Mapped(m) = &f.body else {
                     panic!("small files are mapped")
                 };
-                assert_eq!(m.map().bytes_for_tests(), b"aaa");
+                assert_eq!(m.bytes_for_tests(), b"aaa");
                 // The header lines are read from the head, not held twice.
                 assert!(matches!(f.lines(), crate::files::entry::Lines::InHead(..)));
                 assert!(
@@ -497,7 +559,7 @@ mod tests {
                     "{:?}",
                     &*f.lines()
                 );
-                assert!(f.lines().ends_with(b"Accept-Ranges: bytes\r\n"));
+                assert!(f.lines().windows(6).any(|w| w == b"ETag: "));
                 let resp = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
                 let text = String::from_utf8_lossy(&resp).into_owned();
                 assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
@@ -642,6 +704,94 @@ mod tests {
         assert_eq!(c.sweep(10_500), 1);
         assert_eq!((c.len(), c.mapped()), (1, 1));
         assert!(c.maps[0].contains_key(&b"/keep"[..]));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    /// `coding`'s representation of `path`, as the response layer asks for it.
+    fn variant(
+        c: &mut FileCache,
+        root: &Root,
+        path: &[u8],
+        coding: Coding,
+        sources: Sources,
+        now_ms: u64,
+    ) -> Lookup {
+        use clap::Parser;
+        let cfg = crate::config::ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        let Lookup::File(origin) = lookup(c, root, path, now_ms) else {
+            panic!("no original")
+        };
+        let key = Key { path, coding };
+        c.lookup_variant(root, key, now_ms, &origin, sources, |facts| {
+            crate::response::prepare(&cfg, facts)
+        })
+    }
+
+    fn set_mtime(p: &std::path::Path, secs: u64) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(t))
+            .unwrap();
+    }
+
+    #[test]
+    fn variants_fresh_stale_compressed_and_none() {
+        let d = tmpdir("variants");
+        let text: Vec<u8> = (0..400)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        std::fs::write(d.join("a.js"), &text).unwrap();
+        std::fs::write(d.join("a.js.gz"), b"sibling bytes").unwrap();
+        set_mtime(&d.join("a.js"), 1_000_000);
+        set_mtime(&d.join("a.js.gz"), 1_000_000);
+        let root = Root::open(&d).unwrap();
+        let both = Sources {
+            sibling: true,
+            compress: true,
+        };
+        let mut c = FileCache::new(100, 1 << 20, 64 << 10, 100, 60_000);
+        // A sibling as new as the original: its bytes, the original's type and mtime.
+        let Lookup::File(gz) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 0) else {
+            panic!("the sibling")
+        };
+        assert_eq!(gz.size, 13);
+        assert_eq!(gz.mtime, 1_000_000);
+        assert!(gz.etag.ends_with(b"-gzip\""), "{:?}", gz.etag);
+        assert!(gz.content_type.starts_with("text/javascript"));
+        assert!(gz
+            .lines()
+            .windows(22)
+            .any(|w| w == b"Content-Encoding: gzip"));
+        // No sibling for br: compressed here, smaller than the file.
+        let Lookup::File(br) = variant(&mut c, &root, b"/a.js", Coding::Br, both, 0) else {
+            panic!("compressed")
+        };
+        assert!(br.size < text.len() as u64 && matches!(br.body, Body::Memory(_)));
+        // Nothing for zstd when compression is off and no sibling exists.
+        let sibling_only = Sources {
+            sibling: true,
+            compress: false,
+        };
+        assert!(matches!(
+            variant(&mut c, &root, b"/a.js", Coding::Zstd, sibling_only, 0),
+            Lookup::Status(404)
+        ));
+        // The sibling made stale: after the validity it is dropped for a compressed copy.
+        set_mtime(&d.join("a.js.gz"), 999_999);
+        let Lookup::File(g) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 50) else {
+            panic!()
+        };
+        assert_eq!(g.size, 13, "trusted within validity");
+        let Lookup::File(g) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 200) else {
+            panic!()
+        };
+        assert_ne!(g.size, 13, "a stale sibling is never used");
+        assert!(g.etag.ends_with(b"-gzip\""));
+        // Unchanged sources keep the entry (the same Rc) past the validity.
+        let Lookup::File(g2) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 400) else {
+            panic!()
+        };
+        assert!(Rc::ptr_eq(&g, &g2));
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
+use super::body::Chunk;
 use super::open::fstat;
 use crate::http::date::HTTP_DATE_LEN;
 
@@ -37,22 +38,55 @@ impl Version {
             ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
+
+    /// Last modification, (seconds, nanoseconds).
+    pub(super) fn mtime(&self) -> (i64, i64) {
+        self.mtime
+    }
 }
 
-/// Which representation of a path an entry holds; part of the cache key. Only the file's own
-/// bytes today. A precompressed sibling (`.br`, `.zst`, `.gz`) would be one more variant: an entry
-/// of its own, with its own size, ETag and bytes, and a Content-Encoding line from `prepare`.
+/// Which representation of a path an entry holds; part of the cache key. `Identity` is the
+/// file's own bytes; each content coding is an entry of its own, with its own size, ETag and
+/// bytes, made from a precompressed sibling (`X.br`, `X.zst`, `X.gz`) or by compressing the file
+/// (`files::variant`), and `prepare` gives it its Content-Encoding line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Coding {
     Identity,
+    Br,
+    Zstd,
+    Gzip,
 }
 
 impl Coding {
     /// How many codings there are (the cache keeps one map for each).
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 4;
+
+    /// The content codings, in the server's order of preference among equal client weights:
+    /// brotli makes the smallest text, zstd decodes fastest, gzip is understood everywhere.
+    pub const CODED: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The Content-Encoding token.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Identity => "identity",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+            Coding::Gzip => "gzip",
+        }
+    }
+
+    /// The precompressed sibling's suffix (`X` -> `X.br`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Coding::Identity => "",
+            Coding::Br => ".br",
+            Coding::Zstd => ".zst",
+            Coding::Gzip => ".gz",
+        }
     }
 }
 
@@ -92,6 +126,8 @@ pub struct FileEntry {
     /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
+    /// The content type is worth a content coding (`mime::is_compressible`).
+    pub compressible: bool,
     /// The header lines the response layer made for this entry (`Prepared::lines`), unless they
     /// are found inside a mapped entry's head (then empty: `lines()` reads them from there, and
     /// an entry does not hold them twice).
@@ -104,6 +140,8 @@ pub enum Body {
     /// Small files: mapped read-only from the page cache (one copy per machine, shared by every
     /// worker), sent behind their prepared head.
     Mapped(Resident),
+    /// Bytes made here (a representation compressed on the fly): in memory, behind their head.
+    Memory(Resident),
     /// Large files (and small ones past the mapping bound): the open fd, sent with sendfile(2).
     Fd(Rc<OwnedFd>),
 }
@@ -111,13 +149,16 @@ pub enum Body {
 impl FileEntry {
     /// The entry for an open regular file: it is mapped if `map_it` (and its version is the same
     /// after mapping as before), its facts worked out, and `prepare` makes the response layer's
-    /// part.
+    /// part. A precompressed sibling is loaded with its `origin`, the identity entry of the file
+    /// it was made from: it takes the original's Content-Type and Last-Modified, and an ETag of
+    /// its own that names its coding.
     pub(super) fn load(
         fd: OwnedFd,
         mut st: libc::stat,
         path: &[u8],
         coding: Coding,
         map_it: bool,
+        origin: Option<&FileEntry>,
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> io::Result<FileEntry> {
         let mut map = None;
@@ -139,13 +180,17 @@ impl FileEntry {
             }
         }
         let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
-        let etag = format!("\"{:x}-{:x}-{:x}\"", st.st_ino, st.st_size, mtime_ns).into_bytes();
-        let content_type = content_type(path);
+        let mut etag = format!("\"{:x}-{:x}-{:x}", st.st_ino, st.st_size, mtime_ns).into_bytes();
+        etag_end(&mut etag, coding);
+        let (content_type, mtime) = match origin {
+            Some(o) => (o.content_type, o.mtime),
+            None => (content_type(path), st.st_mtime),
+        };
         let prepared = prepare(&Facts {
             path,
             coding,
             size: st.st_size as u64,
-            mtime: st.st_mtime,
+            mtime,
             etag: &etag,
             content_type,
             resident: map.is_some(),
@@ -153,7 +198,12 @@ impl FileEntry {
         let mut lines = prepared.lines;
         let body = match map {
             Some(m) => {
-                let r = Resident::new(prepared.head, prepared.date_at, m, fd);
+                let r = Resident::new(
+                    prepared.head,
+                    prepared.date_at,
+                    Held::Map(Rc::new(m)),
+                    Some(fd),
+                );
                 if r.find_lines(&lines) {
                     lines = Box::default();
                 }
@@ -163,13 +213,57 @@ impl FileEntry {
         };
         Ok(FileEntry {
             size: st.st_size as u64,
-            mtime: st.st_mtime,
+            mtime,
             etag: etag.into(),
             content_type,
+            compressible: crate::mime::is_compressible(content_type),
             lines,
             body,
             version: Version::of(&st),
         })
+    }
+
+    /// The entry of `origin` compressed into `coding` (`bytes`), kept in memory: the original's
+    /// facts, with its ETag suffixed by the coding, so each representation has its own validator.
+    pub(super) fn compressed(
+        bytes: &[u8],
+        path: &[u8],
+        coding: Coding,
+        origin: &FileEntry,
+        prepare: impl FnOnce(&Facts) -> Prepared,
+    ) -> FileEntry {
+        let mut etag = origin.etag.to_vec();
+        etag.pop(); // the closing quote
+        etag_end(&mut etag, coding);
+        let prepared = prepare(&Facts {
+            path,
+            coding,
+            size: bytes.len() as u64,
+            mtime: origin.mtime,
+            etag: &etag,
+            content_type: origin.content_type,
+            resident: true,
+        });
+        let mut lines = prepared.lines;
+        let r = Resident::new(
+            prepared.head,
+            prepared.date_at,
+            Held::Heap(Rc::from(bytes)),
+            None,
+        );
+        if r.find_lines(&lines) {
+            lines = Box::default();
+        }
+        FileEntry {
+            size: bytes.len() as u64,
+            mtime: origin.mtime,
+            etag: etag.into(),
+            content_type: origin.content_type,
+            compressible: origin.compressible,
+            lines,
+            body: Body::Memory(r),
+            version: origin.version,
+        }
     }
 
     /// An entry for tests elsewhere: `bytes` (mapped from a temporary file if `resident`, else
@@ -196,7 +290,13 @@ impl FileEntry {
         let body = if resident {
             let fd = test_file(bytes);
             let m = Mapping::of(fd.as_raw_fd(), bytes.len()).unwrap();
-            Body::Mapped(Resident::new(prepared.head, prepared.date_at, m, fd))
+            let held = Held::Map(Rc::new(m));
+            Body::Mapped(Resident::new(
+                prepared.head,
+                prepared.date_at,
+                held,
+                Some(fd),
+            ))
         } else {
             Body::Fd(Rc::new(std::fs::File::open("/dev/null").unwrap().into()))
         };
@@ -205,6 +305,7 @@ impl FileEntry {
             mtime,
             etag: etag.into(),
             content_type,
+            compressible: crate::mime::is_compressible(content_type),
             lines: prepared.lines,
             body,
             version: Version {
@@ -216,6 +317,16 @@ impl FileEntry {
             },
         }
     }
+}
+
+/// Ends an unterminated quoted ETag: `-br` (the coding's token) for a coded representation, so
+/// the validators of a file's representations never match each other, then the closing quote.
+fn etag_end(etag: &mut Vec<u8>, coding: Coding) {
+    if coding != Coding::Identity {
+        etag.push(b'-');
+        etag.extend_from_slice(coding.token().as_bytes());
+    }
+    etag.push(b'"');
 }
 
 /// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).
@@ -233,7 +344,7 @@ impl FileEntry {
     /// The header lines every 2xx and 304 for the entry carries (`Prepared::lines`).
     pub fn lines(&self) -> Lines<'_> {
         match &self.body {
-            Body::Mapped(r) if self.lines.is_empty() => {
+            Body::Mapped(r) | Body::Memory(r) if self.lines.is_empty() => {
                 if let Some((at, len)) = r.lines_at.get() {
                     return Lines::InHead(r.head.borrow().clone(), at, len);
                 }
@@ -243,16 +354,21 @@ impl FileEntry {
         }
     }
 
-    pub fn fd(&self) -> RawFd {
+    /// None for bytes made here (a representation compressed on the fly holds no file).
+    pub fn fd(&self) -> Option<RawFd> {
         match &self.body {
-            Body::Mapped(r) => r.fd.as_raw_fd(),
-            Body::Fd(fd) => fd.as_raw_fd(),
+            Body::Mapped(r) | Body::Memory(r) => r.fd.as_ref().map(|fd| fd.as_raw_fd()),
+            Body::Fd(fd) => Some(fd.as_raw_fd()),
         }
     }
 
-    /// Whether the file this entry holds was deleted or changed since it was opened.
+    /// Whether the file this entry holds open was deleted or changed since it was opened (an
+    /// entry holding no file never is: its sources revalidate it).
     pub fn outdated(&self) -> bool {
-        match fstat(self.fd()) {
+        let Some(fd) = self.fd() else {
+            return false;
+        };
+        match fstat(fd) {
             Ok(st) => st.st_nlink == 0 || Version::of(&st) != self.version,
             Err(_) => true,
         }
@@ -275,8 +391,15 @@ impl std::ops::Deref for Lines<'_> {
     }
 }
 
+/// Where a resident entry's bytes are: a read-only mapping of its file, or memory of ours (bytes
+/// compressed on the fly).
+pub enum Held {
+    Map(Rc<Mapping>),
+    Heap(Rc<[u8]>),
+}
+
 /// A small file's response: the head `prepare` made for it, in a buffer of its own, and the
-/// file's bytes mapped from the page cache, so the common response (HTTP/1.1, keep-alive, GET) is
+/// file's bytes mapped from the page cache (or held, for bytes made here), so the common response (HTTP/1.1, keep-alive, GET) is
 /// one sendmsg of two iovecs with nothing to format and no file byte copied in user space. Only
 /// the head's Date changes: it is patched in place once a second (or the head copied, if a send in
 /// flight still holds it). Other responses (ranges, HEAD, HTTP/1.0, closing) use `map()`.
@@ -288,20 +411,26 @@ pub struct Resident {
     date_secs: Cell<i64>,
     /// Where the entry's header lines are inside `head`, if they are.
     lines_at: Cell<Option<(usize, usize)>>,
-    map: Rc<Mapping>,
-    /// Kept open so the tick can tell a deleted file from a live one with one fstat.
-    fd: OwnedFd,
+    bytes: Held,
+    /// A mapped file's fd, kept open so the tick can tell a deleted file from a live one with
+    /// one fstat.
+    fd: Option<OwnedFd>,
 }
 
 impl Resident {
-    pub fn new(head: Vec<u8>, date_at: Option<usize>, map: Mapping, fd: OwnedFd) -> Resident {
+    pub fn new(
+        head: Vec<u8>,
+        date_at: Option<usize>,
+        bytes: Held,
+        fd: Option<OwnedFd>,
+    ) -> Resident {
         let date_at = date_at.filter(|&at| at + HTTP_DATE_LEN <= head.len());
         Resident {
             head: RefCell::new(Rc::from(head)),
             date_at,
             date_secs: Cell::new(i64::MIN),
             lines_at: Cell::new(None),
-            map: Rc::new(map),
+            bytes,
             fd,
         }
     }
@@ -342,14 +471,52 @@ impl Resident {
         self.head.borrow().clone()
     }
 
-    /// The file's bytes, mapped.
-    pub fn map(&self) -> &Rc<Mapping> {
-        &self.map
+    /// How many bytes the body has.
+    pub fn body_len(&self) -> usize {
+        match &self.bytes {
+            Held::Map(m) => m.len(),
+            Held::Heap(b) => b.len(),
+        }
     }
 
-    /// Private bytes held: the head (the mapped bytes are the page cache's).
+    /// Bytes `pos..end` of the body (clamped to it) as a chunk to send.
+    pub fn body_chunk(&self, pos: usize, end: usize) -> Chunk {
+        let end = end.min(self.body_len());
+        let pos = pos.min(end);
+        match &self.bytes {
+            Held::Map(map) => Chunk::Mapped {
+                map: map.clone(),
+                pos,
+                end,
+            },
+            Held::Heap(buf) => Chunk::Shared {
+                buf: buf.clone(),
+                pos,
+                end,
+            },
+        }
+    }
+
+    /// Bytes made here, which may be read (never a mapping's, see `Mapping`).
+    pub fn heap_bytes(&self) -> Option<&Rc<[u8]>> {
+        match &self.bytes {
+            Held::Heap(b) => Some(b),
+            Held::Map(_) => None,
+        }
+    }
+
+    /// The body's bytes, for tests only.
+    #[cfg(test)]
+    pub fn bytes_for_tests(&self) -> Vec<u8> {
+        match &self.bytes {
+            Held::Map(m) => m.bytes_for_tests(),
+            Held::Heap(b) => b.to_vec(),
+        }
+    }
+
+    /// Private bytes held: the head, and bytes made here (mapped bytes are the page cache's).
     pub fn len(&self) -> usize {
-        self.head.borrow().len()
+        self.head.borrow().len() + self.heap_bytes().map_or(0, |b| b.len())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -465,10 +632,10 @@ mod tests {
         head.extend_from_slice(b"\r\n\r\n");
         let fd = test_file(b"body");
         let map = Mapping::of(fd.as_raw_fd(), 4).unwrap();
-        let m = Resident::new(head, Some(6), map, fd);
+        let m = Resident::new(head, Some(6), Held::Map(Rc::new(map)), Some(fd));
         let h = m.response(1, date);
         assert_eq!(&h[..], b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n");
-        assert_eq!(m.map().bytes_for_tests(), b"body");
+        assert_eq!(m.bytes_for_tests(), b"body");
         // A send in flight keeps its head; the next second gets a fresh copy.
         let held = m.response(2, b"Sun, 06 Nov 1994 08:49:38 GMT");
         let next = m.response(3, b"Sun, 06 Nov 1994 08:49:39 GMT");
@@ -477,7 +644,12 @@ mod tests {
         // A window that does not fit in the head: nothing is patched.
         let fd = test_file(b"x");
         let map = Mapping::of(fd.as_raw_fd(), 1).unwrap();
-        let m = Resident::new(b"Date: x\r\n".to_vec(), Some(6), map, fd);
+        let m = Resident::new(
+            b"Date: x\r\n".to_vec(),
+            Some(6),
+            Held::Map(Rc::new(map)),
+            Some(fd),
+        );
         assert_eq!(&m.response(1, date)[..], b"Date: x\r\n");
     }
 

@@ -1,6 +1,8 @@
 //! From a normalized path to bytes on the wire, with no HTTP in it: opening beneath the root
 //! (`open`), one cached file's facts and bytes (`entry`), the per-worker open-file cache that
-//! holds them by path and coding (`cache`), and the body chunks a response is made of (`body`).
+//! holds them by path and coding (`cache`), where a coded representation comes from (`variant`:
+//! a precompressed sibling, or the file compressed by `codec`), and the body chunks a response
+//! is made of (`body`).
 //!
 //! The header text a response carries is the response layer's (`crate::response`): it makes what
 //! an entry's responses share once, when the cache creates the entry (`entry::Prepared`), and the
@@ -8,5 +10,7 @@
 
 pub mod body;
 pub mod cache;
+pub mod codec;
 pub mod entry;
 pub mod open;
+pub mod variant;

@@ -260,6 +260,35 @@ pub fn status_for_errno(err: &io::Error) -> u16 {
     }
 }
 
+/// Reads exactly `len` bytes at offset 0, or fails with UnexpectedEof if the file is shorter now.
+pub fn read_all(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the destination is inside `buf` and `len - done` bytes long.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                len - done,
+                done as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        done += n as usize;
+    }
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! - [`request`]: request-head parsing and framing checks (RFC 9112).
 //! - [`target`]: request-target resolution, path normalization, hidden-path
 //!   policy and redirect `Location` construction.
+//! - [`accept_encoding`]: which content codings a client accepts, and their weights.
 //! - [`range`]: `Range` header evaluation (RFC 9110 14).
 //! - [`conditional`]: precondition evaluation (RFC 9110 13).
 //! - [`date`]: HTTP-date formatting and parsing (RFC 9110 5.6.7).
@@ -13,6 +14,7 @@
 //! - [`status`]: reason phrases and canned error bodies.
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
 
+pub mod accept_encoding;
 pub mod conditional;
 pub mod date;
 pub mod head;

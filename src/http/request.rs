@@ -71,6 +71,8 @@ pub struct Request<'a> {
     pub if_unmodified_since: Option<&'a [u8]>,
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
+    /// Read by `http::accept_encoding` only when the file has coded variants.
+    pub accept_encoding: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
 }
@@ -167,6 +169,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
         if_unmodified_since: None,
         range: None,
         if_range: None,
+        accept_encoding: None,
         user_agent: None,
         referer: None,
     };
@@ -365,6 +368,7 @@ fn apply_fields<'a>(
                 content_length = Some(parse_u64(value).ok_or(HeadError::BadRequest)?);
                 content_length_is_literal_zero = value == b"0";
             }
+            15 if is(b"accept-encoding") => set_first(&mut req.accept_encoding, value),
             17 if is(b"if-modified-since") => set_first(&mut req.if_modified_since, value),
             17 if is(b"transfer-encoding") => transfer_encoding = true,
             19 if is(b"if-unmodified-since") => set_first(&mut req.if_unmodified_since, value),

@@ -1,7 +1,8 @@
 //! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
 //!
 //! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
-//! method -> target -> dotfiles -> cache lookup (404/403/301) -> preconditions (412/304,
+//! method -> target -> dotfiles -> cache lookup (404/403/301) -> content coding (`negotiate`)
+//! -> preconditions (412/304,
 //! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
 //! hands on; errors and redirects all leave through `error`, so a configured error page has one
 //! place to go. The steps write bytes; none of them keeps state.
@@ -14,6 +15,7 @@
 
 mod error;
 mod multipart;
+mod negotiate;
 mod not_modified;
 mod prepare;
 mod range;
@@ -107,6 +109,8 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
             return error(301, &loc, fr, ctx, out);
         }
     };
+    // Content coding: the representation the client prefers among those that exist.
+    let f = negotiate::select(req, ctx, &target.path, f);
     // Preconditions: 412 or 304.
     let v = Validators {
         etag: &f.etag,
@@ -135,7 +139,9 @@ fn full(
     date_secs: i64,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
-    if let (true, Version::Http11, Body::Mapped(m)) = (fr.keep, fr.version, &f.body) {
+    if let (true, Version::Http11, Body::Mapped(m) | Body::Memory(m)) =
+        (fr.keep, fr.version, &f.body)
+    {
         let head = m.response(date_secs, date);
         let end = head.len();
         out.push_back(Chunk::Shared {
@@ -143,13 +149,9 @@ fn full(
             pos: 0,
             end,
         });
-        let len = m.map().len();
+        let len = m.body_len();
         if !fr.head_only && len > 0 {
-            out.push_back(Chunk::Mapped {
-                map: m.map().clone(),
-                pos: 0,
-                end: len,
-            });
+            out.push_back(m.body_chunk(0, len));
         }
     } else {
         let mut h = status_line(200, date);
@@ -212,15 +214,9 @@ fn push_with_body(
     match &f.body {
         // Never copied behind the head: that would read mapped bytes in user space (see
         // `Mapping`); the kernel gathers both iovecs instead.
-        Body::Mapped(m) => {
+        Body::Mapped(m) | Body::Memory(m) => {
             out.push_back(Chunk::Owned { buf: head, pos: 0 });
-            let map = m.map();
-            let e = (end as usize).min(map.len());
-            out.push_back(Chunk::Mapped {
-                map: map.clone(),
-                pos: (start as usize).min(e),
-                end: e,
-            });
+            out.push_back(m.body_chunk(start as usize, end as usize));
         }
         Body::Fd(fd) => {
             out.push_back(Chunk::Owned { buf: head, pos: 0 });
@@ -269,10 +265,15 @@ mod testing {
         s
     }
 
-    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control).
+    /// An entry for `path` holding `bytes`, prepared as the server prepares one (no Cache-Control,
+    /// no content codings: `prepare`'s own tests cover the lines those add).
     pub fn entry(path: &[u8], bytes: &[u8], resident: bool) -> FileEntry {
         use clap::Parser;
-        let cfg = ServeConfig::from(&crate::config::Cli::parse_from(["ringstatic"]));
+        let cfg = ServeConfig::from(&crate::config::Cli::parse_from([
+            "ringstatic",
+            "--precompressed=off",
+            "--compress=off",
+        ]));
         FileEntry::for_tests(path, bytes, 784111777, b"\"e\"", resident, |facts| {
             prepare(&cfg, facts)
         })

@@ -18,9 +18,13 @@ use crate::http::request::Version;
 pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
     let mut lines = Vec::with_capacity(128);
     file_lines(&mut lines, facts.mtime, facts.etag);
-    match facts.coding {
-        // A coded representation adds its Content-Encoding here.
-        Coding::Identity => {}
+    if facts.coding != Coding::Identity {
+        header_line(&mut lines, "Content-Encoding", facts.coding.token());
+    }
+    // Every representation of a path that may have coded ones says so, the plain one included:
+    // a shared cache must not hand a stored br response to a client that cannot read it.
+    if has_variants(cfg, facts.content_type) {
+        header_line(&mut lines, "Vary", "Accept-Encoding");
     }
     if let Some(cc) = &cfg.cache_control {
         header_line(&mut lines, "Cache-Control", cc);
@@ -40,6 +44,12 @@ pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
         head,
         date_at,
     }
+}
+
+/// Whether a file of this type may be sent in a content coding under `cfg`.
+fn has_variants(cfg: &ServeConfig, content_type: &str) -> bool {
+    !(cfg.precompressed.is_empty() && cfg.compress.is_empty())
+        && crate::mime::is_compressible(content_type)
 }
 
 #[cfg(test)]
@@ -71,7 +81,7 @@ mod tests {
         assert_eq!(
             &p.lines[..],
             b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
-              Accept-Ranges: bytes\r\n"
+              Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\n"
         );
         assert!(
             p.head.is_empty() && p.date_at.is_none(),
@@ -80,7 +90,37 @@ mod tests {
         let p = prepare(&cfg(Some("max-age=60")), &facts(false));
         assert!(p
             .lines
-            .ends_with(b"Accept-Ranges: bytes\r\nCache-Control: max-age=60\r\n"));
+            .ends_with(b"Vary: Accept-Encoding\r\nCache-Control: max-age=60\r\n"));
+    }
+
+    #[test]
+    fn coded_and_never_coded_representations() {
+        let br = Facts {
+            coding: Coding::Br,
+            etag: b"\"1-5-0-br\"",
+            ..facts(false)
+        };
+        let p = prepare(&cfg(None), &br);
+        assert!(p.lines.ends_with(
+            b"ETag: \"1-5-0-br\"\r\nAccept-Ranges: bytes\r\nContent-Encoding: br\r\n\
+              Vary: Accept-Encoding\r\n"
+        ));
+        // A type that is never coded does not vary; nor does anything with both sources off.
+        let png = Facts {
+            content_type: "image/png",
+            ..facts(false)
+        };
+        assert!(!prepare(&cfg(None), &png)
+            .lines
+            .windows(4)
+            .any(|w| w == b"Vary"));
+        let mut off = cfg(None);
+        off.precompressed = Default::default();
+        off.compress = Default::default();
+        assert!(!prepare(&off, &facts(false))
+            .lines
+            .windows(4)
+            .any(|w| w == b"Vary"));
     }
 
     #[test]
@@ -94,7 +134,7 @@ mod tests {
                 "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: {}\r\n\
                  Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\
                  Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
-                 Accept-Ranges: bytes\r\nCache-Control: no-cache\r\n\r\n",
+                 Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\nCache-Control: no-cache\r\n\r\n",
                 " ".repeat(HTTP_DATE_LEN)
             )
         );
