@@ -40,9 +40,13 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Access log in nginx's combined format, or `off`.
+    /// Access log file, or `off`.
     #[arg(long, value_name = "PATH|off", default_value = "off")]
     pub access_log: String,
+
+    /// Access log line format: nginx's `combined`, or `json` (one object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "combined", value_enum)]
+    pub access_log_format: LogFormat,
 
     /// Error log file (appended to; reopened on SIGUSR1) [default: standard error]
     #[arg(long, value_name = "PATH")]
@@ -138,6 +142,17 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub shutdown_timeout: Duration,
 
+    /// When started as root, the user (and group, else the user's own) the workers switch to once
+    /// their sockets, root and logs are open; supplementary groups are cleared. Ignored otherwise.
+    #[arg(long, value_name = "USER[:GROUP]", default_value = "nobody", value_parser = crate::privileges::parse_spec)]
+    pub user: String,
+
+    /// Each worker's sandbox after setup: `on` applies every layer the kernel offers
+    /// (no_new_privs, Landlock, seccomp, io_uring restrictions) and says which are missing;
+    /// `strict` refuses to serve unless all are on; `off` applies none.
+    #[arg(long, value_name = "on|strict|off", default_value = "on", value_enum)]
+    pub sandbox: SandboxMode,
+
     /// Internal: run as worker `INDEX:CPU:FD,FD,...:BOARDFD/SLOT` (set by the master, never by hand).
     #[arg(long = "worker-internal", hide = true, value_name = "SPEC", value_parser = parse_worker_spec)]
     pub worker: Option<WorkerSpec>,
@@ -153,6 +168,21 @@ pub enum ControlSignal {
     Quit,
     /// SIGTERM: graceful stop (a second one stops at once).
     Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// nginx's `combined`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxMode {
+    On,
+    Strict,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -302,7 +332,10 @@ const FILE_OPTIONS: &[&str] = &[
     "shutdown-timeout",
     "pid-file",
     "access-log",
+    "access-log-format",
     "error-log",
+    "user",
+    "sandbox",
 ];
 
 /// `name value` / `name = value` lines -> `--name value` arguments.
@@ -649,7 +682,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ringstatic-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.conf");
-        std::fs::write(&f, "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen 127.0.0.1:1\nworkers 3\ncache-valid 5\naccess-log-format json\n",
+        )
+        .unwrap();
         let args: Vec<std::ffi::OsString> = ["--config", f.to_str().unwrap(), "--workers", "2"]
             .iter()
             .map(|s| s.into())
@@ -657,6 +694,7 @@ mod tests {
         let c = load(&args).unwrap().cli;
         assert_eq!(c.workers, Workers::Count(2));
         assert_eq!(c.cache_valid, Duration::from_secs(5));
+        assert_eq!(c.access_log_format, LogFormat::Json);
         assert_eq!(c.listen, vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
         let args: Vec<std::ffi::OsString> =
             ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]

@@ -19,6 +19,10 @@ pub fn test_config(l: &Loaded) -> i32 {
         eprintln!("ringstatic: configuration invalid: {e}");
         return 1;
     }
+    if let Err(e) = crate::privileges::check_workers_can_read(&l.cli) {
+        eprintln!("ringstatic: configuration invalid: {e}");
+        return 1;
+    }
     if let Some(p) = l.cli.access_log_path() {
         if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {

@@ -15,16 +15,18 @@
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
+//!   - `inherit::claim` one instance per address: a fresh address is probed without SO_REUSEPORT
 //! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
-//! - `pidfile`    the pid file, with nginx's `.oldbin` during a binary upgrade
+//! - `pidfile`    the pid file, locked for the master's life, with nginx's `.oldbin` during an upgrade
 //! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
+//! - `privileges` `--user`: the ids workers started by root switch to; `-t`'s readability check
 //!
 //! **A worker** (one pinned thread, one ring, nothing shared)
 //! - `worker`           setup and the loop: collect completions, then dispatch by key
 //!   - `worker::slots`    the connection table: slots and generations
-//!   - `worker::accept`   listeners, multishot accept, pausing at `--max-connections`
+//!   - `worker::accept`   listeners, one accept at a time, never past `--max-connections`
 //!   - `worker::recv`     the first read, the multishot recv, feeding the session
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
@@ -34,7 +36,10 @@
 //!   - `worker::logwrite` the access log's batches written through the ring
 //!   - `worker::site`     the request path's state (cache, root, log) as the session's handler
 //!   - `worker::clock`    the coarse clock and the cached Date
-//! - `ring`       io_uring: ring flags and feature probe
+//! - `sandbox`    entered by a worker after setup: no_new_privs, user, the layers, the start-up line
+//!   - `sandbox::landlock` read-only beneath the root (raw system calls)
+//!   - `sandbox::seccomp`  the allowlist of system calls a worker makes after setup
+//! - `ring`       io_uring: ring flags, feature probe, the restrictions a worker's ring runs with
 //!   - `ring::key`     typed, generation-checked completion keys
 //!   - `ring::op`      one constructor per operation, saying what it points at
 //!   - `ring::submit`  `unsafe push` with its ownership contract; the software queue when full
@@ -62,7 +67,8 @@
 //!   - `files::codec` the brotli, zstd and gzip encoders and their levels
 //!   - `files::body`  the chunks a response is made of; sendfile and splice
 //! - `mime`       Content-Type by file extension
-//! - `accesslog`  the combined-format access log's lines and batches
+//! - `accesslog`  the access log's file and batches, lines written when responses end
+//!   - `accesslog::line` a line's record at the answer, finished at the end; combined and JSON
 //!
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into
@@ -90,8 +96,10 @@ pub mod mime;
 pub mod notify;
 pub mod pidfile;
 pub mod precompress;
+pub mod privileges;
 pub mod response;
 pub mod ring;
+pub mod sandbox;
 pub mod scoreboard;
 pub mod session;
 pub mod sigset;

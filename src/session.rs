@@ -17,6 +17,9 @@ use crate::response::{Disposition, Reply};
 pub const MAX_QUEUED_CHUNKS: usize = 32;
 /// Unanswered request bytes buffered before we stop receiving from that connection.
 pub const MAX_INBUF: usize = 64 * 1024;
+/// Access-log records held for responses not yet ended before we stop parsing pipelined
+/// requests: a client that pipelines without reading cannot make us hold its heads' text twice.
+pub const MAX_RECORDS: usize = 64 * 1024;
 /// How much of an unparsable head the access log shows.
 const BAD_HEAD_LOGGED: usize = 1024;
 
@@ -26,8 +29,28 @@ pub trait Handler {
     fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply;
     /// Queues the error response to a head that did not parse; returns its body bytes.
     fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64;
-    /// One request was answered (counters, access log). `head` is its raw head.
-    fn answered(&mut self, head: &[u8], req: Option<&Request>, status: u16, body_bytes: u64);
+    /// One request was answered (counters). `head` is its raw head, `body_bytes` the body bytes
+    /// planned. Returns whether its access-log line is wanted: then it appended to `record` what
+    /// the line needs from the request, and the session keeps those bytes until the response
+    /// ends (`Session::take_ended`). The answer must be the same for every request of a session.
+    fn answered(
+        &mut self,
+        head: &[u8],
+        req: Option<&Request>,
+        status: u16,
+        body_bytes: u64,
+        record: &mut Vec<u8>,
+    ) -> bool;
+}
+
+/// A response whose access-log line waits for its end.
+struct Logged {
+    /// Where the response ends in the output: bytes queued on the connection before it, plus its own.
+    end: u64,
+    /// Its body bytes: the last `body` before `end` (header bytes come first).
+    body: u64,
+    /// Its record's length, at the front of `records` once the responses before it are logged.
+    record_len: usize,
 }
 
 /// How a connection ends after its last response.
@@ -61,6 +84,14 @@ pub struct Session {
     held_back: bool,
     /// Set once a response is the connection's last; nothing after it is parsed.
     ending: Option<Ending>,
+    /// Bytes queued and bytes sent since the connection began: a response's end in the output
+    /// tells how much of it left.
+    queued: u64,
+    sent: u64,
+    /// Responses whose access-log line is not written yet, in order, and their records back to
+    /// back. Both stay empty (and unallocated) when the access log is off.
+    logged: VecDeque<Logged>,
+    records: Vec<u8>,
 }
 
 impl Session {
@@ -113,13 +144,14 @@ impl Session {
     fn answer(&mut self, buf: &[u8], h: &mut impl Handler) -> usize {
         let mut pos = 0;
         while pos < buf.len() && self.ending.is_none() {
-            if self.out.len() >= MAX_QUEUED_CHUNKS {
+            if self.out.len() >= MAX_QUEUED_CHUNKS || self.records.len() >= MAX_RECORDS {
                 // Answered once the queue drains (`resume`); meanwhile the bytes wait in `inbuf`.
                 self.held_back = true;
                 break;
             }
             match parse_head(&buf[pos..]) {
                 Ok(Parsed::Complete(req, used)) => {
+                    let before = self.out.len();
                     let reply = h.respond(&req, &mut self.out);
                     if reply.disposition == Disposition::Close {
                         self.ending = Some(if req.has_body || reply.status >= 400 {
@@ -128,20 +160,26 @@ impl Session {
                             Ending::Close
                         });
                     }
-                    h.answered(
+                    let rec = self.records.len();
+                    let logged = h.answered(
                         &buf[pos..pos + used],
                         Some(&req),
                         reply.status,
                         reply.body_bytes,
+                        &mut self.records,
                     );
+                    self.queued(before, reply.body_bytes, logged.then_some(rec));
                     pos += used;
                 }
                 Ok(Parsed::Partial) => break,
                 Err(e) => {
+                    let before = self.out.len();
                     let bytes = h.refuse(e.status(), &mut self.out);
                     self.ending = Some(Ending::Linger);
                     let shown = &buf[pos..buf.len().min(pos + BAD_HEAD_LOGGED)];
-                    h.answered(shown, None, e.status(), bytes);
+                    let rec = self.records.len();
+                    let logged = h.answered(shown, None, e.status(), bytes, &mut self.records);
+                    self.queued(before, bytes, logged.then_some(rec));
                 }
             }
         }
@@ -150,6 +188,43 @@ impl Session {
         } else {
             pos
         }
+    }
+
+    /// Counts the response just queued (the chunks from index `before` on, `body` of its bytes
+    /// the body); with `record` (where its record starts), its line waits for its end.
+    fn queued(&mut self, before: usize, body: u64, record: Option<usize>) {
+        let len: u64 = self.out.range(before..).map(Chunk::remaining).sum();
+        self.queued += len;
+        if let Some(start) = record {
+            self.logged.push_back(Logged {
+                end: self.queued,
+                body: body.min(len),
+                record_len: self.records.len() - start,
+            });
+        }
+    }
+
+    /// Whether a response with a pending access-log line has ended (all of it sent).
+    pub fn has_ended(&self) -> bool {
+        self.logged.front().is_some_and(|l| l.end <= self.sent)
+    }
+
+    /// Hands each response that ended to `f`, in order, with its record and the body bytes that
+    /// left. `gone`: the connection ends now, so every response still waiting ends too, with
+    /// what left of it (nothing, for those behind the one in progress).
+    pub fn take_ended(&mut self, gone: bool, mut f: impl FnMut(&[u8], u64)) {
+        let mut used = 0;
+        while let Some(l) = self.logged.front() {
+            if l.end > self.sent && !gone {
+                break;
+            }
+            let body_start = l.end - l.body;
+            let left = self.sent.clamp(body_start, l.end) - body_start;
+            f(&self.records[used..used + l.record_len], left);
+            used += l.record_len;
+            self.logged.pop_front();
+        }
+        self.records.drain(..used);
     }
 
     /// How the connection ends, once a response was its last.
@@ -190,7 +265,14 @@ impl Session {
 
     /// Drops `n` sent bytes from the front of the output.
     pub fn consume(&mut self, n: u64) {
+        self.sent += n;
         consume(&mut self.out, n)
+    }
+
+    /// `n` bytes left that the front chunk had already given up (splice: taken from the file
+    /// into a pipe earlier, delivered to the socket now).
+    pub fn delivered(&mut self, n: u64) {
+        self.sent += n;
     }
 
     /// Whether unanswered request bytes are buffered (a partial head, or held-back requests).
@@ -259,10 +341,19 @@ mod tests {
             });
             4
         }
-        fn answered(&mut self, head: &[u8], _: Option<&Request>, status: u16, _: u64) {
+        fn answered(
+            &mut self,
+            head: &[u8],
+            _: Option<&Request>,
+            status: u16,
+            _: u64,
+            record: &mut Vec<u8>,
+        ) -> bool {
             let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
             self.answered
                 .push((String::from_utf8_lossy(line).into_owned(), status));
+            record.extend_from_slice(line);
+            true
         }
     }
 
@@ -360,6 +451,76 @@ mod tests {
         s.discard_input();
         assert!(s.has_room());
         assert_eq!(s.intake(), Intake::Open);
+    }
+
+    /// What `take_ended` hands out: (record, body bytes that left).
+    fn ended(s: &mut Session, gone: bool) -> Vec<(String, u64)> {
+        let mut v = Vec::new();
+        s.take_ended(gone, |r, n| {
+            v.push((String::from_utf8_lossy(r).into_owned(), n))
+        });
+        v
+    }
+
+    #[test]
+    fn a_line_waits_for_its_response_to_end_and_counts_body_bytes_only() {
+        // Echo's responses are all body: "/a" is 2 bytes.
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        s.feed(&[A, B].concat(), &mut h);
+        assert!(!s.has_ended());
+        s.consume(1);
+        assert!(!s.has_ended(), "half of /a left");
+        assert!(ended(&mut s, false).is_empty());
+        s.consume(2);
+        assert!(s.has_ended());
+        assert_eq!(ended(&mut s, false), [("GET /a HTTP/1.1".to_string(), 2)]);
+        // The client goes away with 1 byte of /b sent.
+        assert_eq!(ended(&mut s, true), [("GET /b HTTP/1.1".to_string(), 1)]);
+        assert!(ended(&mut s, true).is_empty(), "each line once");
+    }
+
+    #[test]
+    fn pipelined_lines_keep_their_order_and_those_not_started_log_zero() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        s.feed(&[A, B, A].concat(), &mut h);
+        // Everything of /a and nothing else left; then the connection ends.
+        s.consume(2);
+        let got = ended(&mut s, true);
+        assert_eq!(
+            got,
+            [
+                ("GET /a HTTP/1.1".to_string(), 2),
+                ("GET /b HTTP/1.1".to_string(), 0),
+                ("GET /a HTTP/1.1".to_string(), 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn records_held_for_unsent_responses_hold_back_more_requests() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "x".repeat(4096));
+        let many: Vec<u8> = (0..20).flat_map(|_| long.as_bytes().to_vec()).collect();
+        s.feed(&many, &mut h);
+        let answered = s.out().len();
+        assert!(
+            answered < 20,
+            "held back by the records, not the queue: {answered}"
+        );
+        assert!(s.has_input(), "the rest waits");
+        let all: u64 = s.out().iter().map(Chunk::remaining).sum();
+        s.consume(all);
+        assert_eq!(ended(&mut s, false).len(), answered);
+        assert!(s.resume(&mut h));
+        assert_eq!(s.out().len(), 20 - answered);
+    }
+
+    #[test]
+    fn spliced_bytes_count_when_delivered() {
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        s.feed(A, &mut h);
+        s.delivered(2);
+        assert_eq!(ended(&mut s, false), [("GET /a HTTP/1.1".to_string(), 2)]);
     }
 
     #[test]

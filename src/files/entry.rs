@@ -123,7 +123,7 @@ pub struct FileEntry {
     pub size: u64,
     /// Last modification, whole seconds (what Last-Modified and If-Modified-Since can express).
     pub mtime: i64,
-    /// Strong validator, quoted: "inode-size-mtime_ns" in hex.
+    /// Strong validator, quoted: see `etag`.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
     /// The content type is worth a content coding (`mime::is_compressible`).
@@ -179,9 +179,7 @@ impl FileEntry {
                 st = after;
             }
         }
-        let mtime_ns = (st.st_mtime as i128 * 1_000_000_000 + st.st_mtime_nsec as i128) as u64;
-        let mut etag = format!("\"{:x}-{:x}-{:x}", st.st_ino, st.st_size, mtime_ns).into_bytes();
-        etag_end(&mut etag, coding);
+        let etag = etag(st.st_mtime, st.st_size as u64, coding);
         let (content_type, mtime) = match origin {
             Some(o) => (o.content_type, o.mtime),
             None => (content_type(path), st.st_mtime),
@@ -327,6 +325,21 @@ fn etag_end(etag: &mut Vec<u8>, coding: Coding) {
         etag.extend_from_slice(coding.token().as_bytes());
     }
     etag.push(b'"');
+}
+
+/// The strong ETag of a file version: nginx's format, the modification time in whole seconds
+/// and the size, both in lowercase hex (`"65a1b2c3-1f4"`), then the coding for a coded
+/// representation read from a precompressed sibling (`"65a1b2c4-9a-br"`: the sibling's own time
+/// and size). Only what survives a copy goes in (`cp -a`, `rsync -a`, an image layer, a second
+/// backend synced from the same source), never the inode or device, so every copy of a file
+/// answers with the same validator and a revalidation against any backend can end in a 304; and
+/// a site moved between nginx and ringstatic keeps its validators. Like Last-Modified, it cannot
+/// tell apart two versions of the same size written within the same second. (A representation
+/// compressed here takes its original's ETag with the coding, `compressed`.)
+pub fn etag(mtime_secs: i64, size: u64, coding: Coding) -> Vec<u8> {
+    let mut etag = format!("\"{:x}-{size:x}", mtime_secs as u64).into_bytes();
+    etag_end(&mut etag, coding);
+    etag
 }
 
 /// The Content-Type of a path, by the name of the file it opens (`dir/` opens `dir/index.html`).
@@ -623,6 +636,13 @@ pub(crate) fn test_file(bytes: &[u8]) -> OwnedFd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etag_is_mtime_and_size_in_hex() {
+        assert_eq!(etag(784111777, 500, Coding::Identity), b"\"2ebc98a1-1f4\"");
+        assert_eq!(etag(0, 0, Coding::Identity), b"\"0-0\"");
+        assert_eq!(etag(784111777, 500, Coding::Br), b"\"2ebc98a1-1f4-br\"");
+    }
 
     #[test]
     fn resident_patches_only_its_date_window() {

@@ -85,6 +85,7 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     let signals = Signals::block()?;
     let root = loaded.cli.root();
     check_root(&root)?;
+    crate::privileges::check_workers_can_read(&loaded.cli)?;
     if let Some(p) = &loaded.cli.error_log {
         reopen_error_log(p)?;
     }
@@ -106,6 +107,11 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
             names.join(", ")
         );
     }
+    // Locked before anything is bound: a second instance given the same pid file stops here.
+    let pid_file = match &loaded.cli.pid_file {
+        Some(p) => Some(PidFile::create(p)?),
+        None => None,
+    };
     let n = worker_count(&loaded, allowed_cpus().len());
     listeners.ensure(&loaded.cli.listen, n, loaded.cli.defer_accept, &mut spare)?;
     drop(spare); // inherited sockets for addresses no longer configured
@@ -117,10 +123,6 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         let _ = out.flush();
     }
     eprintln!("ringstatic: open file limit {nofile}");
-    let pid_file = match &loaded.cli.pid_file {
-        Some(p) => Some(PidFile::create(p)?),
-        None => None,
-    };
     let sup = Supervisor::new()?;
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| format!("cannot find own executable: {e}"))?;
@@ -223,10 +225,28 @@ impl Master {
                         eprintln!("ringstatic: {e}");
                     }
                 }
+                self.hand_over_logs();
                 self.sup.signal(Which::All, libc::SIGUSR1);
             }
             libc::SIGUSR2 => self.start_upgrade(),
             _ => {} // SIGCHLD: only a wake-up; reap() looks at every worker.
+        }
+    }
+
+    /// Before SIGUSR1 reaches workers that switched user: the logs they reopen exist and are theirs.
+    fn hand_over_logs(&self) {
+        let cli = &self.loaded.cli;
+        let Ok(Some(ids)) = crate::privileges::target(&cli.user) else {
+            return;
+        };
+        let access = cli.access_log_path();
+        let logs: Vec<&std::path::Path> = access
+            .iter()
+            .chain(&cli.error_log)
+            .map(|p| p.as_path())
+            .collect();
+        for e in crate::privileges::hand_over_logs(&logs, &ids) {
+            eprintln!("ringstatic: {e}");
         }
     }
 

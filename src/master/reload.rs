@@ -89,11 +89,22 @@ impl Master {
         if let Err(e) = check_root(&next.cli.root()) {
             return fail(self, e, replier);
         }
+        if let Err(e) = crate::privileges::check_workers_can_read(&next.cli) {
+            return fail(self, e, replier);
+        }
         eprintln!("ringstatic: reloading");
         self.systemd.reloading();
         let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
         let before_workers = self.sup.serving();
         let n = worker_count(&next, allowed_cpus().len());
+        // An address an earlier reload retired, listed again while its old workers still drain:
+        // its sockets are still ours, so they serve again (a fresh claim would be refused by
+        // our own listening sockets).
+        let (back, still): (Vec<Bound>, Vec<Bound>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|b| next.cli.listen.contains(&b.configured));
+        self.retired = still;
+        self.listeners.bound.extend(back);
         let retired =
             match self
                 .listeners
@@ -101,6 +112,12 @@ impl Master {
             {
                 Ok(r) => r,
                 Err(e) => {
+                    let (kept, back): (Vec<Bound>, Vec<Bound>) =
+                        std::mem::take(&mut self.listeners.bound)
+                            .into_iter()
+                            .partition(|b| before_listen.contains(&b.configured));
+                    self.listeners.bound = kept;
+                    self.retired.extend(back);
                     self.systemd.send("READY=1");
                     return fail(self, e, replier);
                 }

@@ -10,7 +10,7 @@ pub mod submit;
 
 use std::io;
 
-use io_uring::{opcode, IoUring, Probe};
+use io_uring::{opcode, register::Restriction, squeue, IoUring, Probe};
 
 /// Why io_uring cannot be used here, in words an operator can act on.
 pub fn unavailable_reason(err: &io::Error) -> String {
@@ -34,6 +34,12 @@ pub fn unavailable_reason(err: &io::Error) -> String {
 /// interrupting task work), which halves the cost per request against a plain ring (see docs/design.md).
 /// Falls back to fewer flags on kernels that lack them (DEFER_TASKRUN needs 6.1).
 pub fn build(entries: u32) -> io::Result<IoUring> {
+    build_with(entries, false)
+}
+
+/// As `build`; with `disabled` the ring starts disabled (`IORING_SETUP_R_DISABLED`), so that
+/// `restrict_and_enable` can limit it before its first submission.
+pub fn build_with(entries: u32, disabled: bool) -> io::Result<IoUring> {
     let cq = entries.saturating_mul(8);
     let attempts: [fn(&mut io_uring::Builder); 3] = [
         |b| {
@@ -50,6 +56,9 @@ pub fn build(entries: u32) -> io::Result<IoUring> {
     for set in attempts {
         let mut b = IoUring::builder();
         b.setup_cqsize(cq).setup_clamp();
+        if disabled {
+            b.setup_r_disabled();
+        }
         set(&mut b);
         match b.build(entries) {
             Ok(r) => return Ok(r),
@@ -60,6 +69,45 @@ pub fn build(entries: u32) -> io::Result<IoUring> {
     Err(last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)))
 }
 
+/// The operations a worker submits, and the flags it sets on them: all a restricted ring accepts.
+const WORKER_OPS: [u8; 10] = [
+    opcode::Accept::CODE,
+    opcode::RecvMulti::CODE,
+    opcode::Recv::CODE,
+    opcode::Send::CODE,
+    opcode::SendMsg::CODE,
+    opcode::PollAdd::CODE,
+    opcode::Timeout::CODE,
+    opcode::AsyncCancel::CODE,
+    opcode::Close::CODE,
+    opcode::Write::CODE,
+];
+
+/// Enables a ring built with `build_with(_, true)`, first (when `restrict`) limiting it to
+/// `WORKER_OPS` with the IO_LINK and BUFFER_SELECT flags and to no registration at all once
+/// enabled: a worker taken over could then not use the ring to open files, connect sockets or
+/// register memory. Outer Err: the ring could not be enabled (fatal); inner Err: it runs
+/// unrestricted, and why.
+pub fn restrict_and_enable(ring: &IoUring, restrict: bool) -> Result<Result<(), String>, String> {
+    let restricted = if restrict {
+        let mut r: Vec<Restriction> = WORKER_OPS
+            .iter()
+            .map(|&op| Restriction::sqe_op(op))
+            .collect();
+        let flags = squeue::Flags::IO_LINK | squeue::Flags::BUFFER_SELECT;
+        r.push(Restriction::sqe_flags_allowed(flags.bits()));
+        ring.submitter()
+            .register_restrictions(&mut r)
+            .map_err(|e| format!("refused: {e}"))
+    } else {
+        Err("off".into())
+    };
+    ring.submitter()
+        .register_enable_rings()
+        .map_err(|e| format!("cannot enable the io_uring: {e}"))?;
+    Ok(restricted)
+}
+
 /// Checks that the kernel knows every operation and feature we submit, so a worker fails at start
 /// with one clear line rather than with an obscure error on the first request.
 pub fn probe(ring: &IoUring) -> Result<(), String> {
@@ -68,7 +116,7 @@ pub fn probe(ring: &IoUring) -> Result<(), String> {
         .register_probe(&mut p)
         .map_err(|e| format!("io_uring probe failed: {e}"))?;
     let needed = [
-        (opcode::AcceptMulti::CODE, "multishot accept"),
+        (opcode::Accept::CODE, "accept"),
         (opcode::RecvMulti::CODE, "multishot recv"),
         (opcode::Send::CODE, "send"),
         (opcode::SendMsg::CODE, "sendmsg"),
@@ -102,4 +150,27 @@ pub fn check_available() -> Result<(), String> {
         .map_err(|e| format!("io_uring provided-buffer rings are unavailable ({e}): ringstatic needs Linux 6.0 or newer"))?;
     br.unregister(&ring);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every operation `op` can build is one a restricted ring accepts: an operation added there
+    /// and forgotten in `WORKER_OPS` would fail with EACCES on every submission.
+    #[test]
+    fn restrictions_list_every_operation_op_builds() {
+        let src = include_str!("op.rs");
+        let here = include_str!("mod.rs");
+        let list = &here[here.find("const WORKER_OPS").unwrap()..];
+        let list = &list[..list.find("];").unwrap()];
+        for part in src.split("opcode::").skip(1) {
+            let name: String = part.chars().take_while(|c| c.is_alphanumeric()).collect();
+            if name.is_empty() || part[name.len()..].starts_with('}') {
+                continue;
+            }
+            assert!(
+                list.contains(&format!("opcode::{name}::CODE")),
+                "ring::op builds {name}, which WORKER_OPS does not allow"
+            );
+        }
+    }
 }

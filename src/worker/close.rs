@@ -100,6 +100,8 @@ impl Worker {
             return;
         }
         let mut c = self.conns.remove(slot).expect("checked above");
+        // Its responses end here, sent or not: their access-log lines say how much left.
+        self.site.log_ended(&mut c, true, &self.clock);
         if let Some(p) = c.pipe.take() {
             self.pipes.give(p); // kept only if empty
         }

@@ -10,7 +10,7 @@
 //! The rooms:
 //! - `mod.rs`      setup, the loop, dispatch by completion key
 //! - `slots`       the connection table: slots, generations, the live count
-//! - `accept`      listeners and multishot accept, pausing at `--max-connections`
+//! - `accept`      listeners, one accept at a time, never past `--max-connections`
 //! - `recv`        reading: the first read, the multishot recv, feeding the session
 //! - `progress`    moving a connection forward after any event (the one driver)
 //! - `send`        writing: memory through the ring, files with sendfile or splice
@@ -38,7 +38,7 @@ use std::os::fd::RawFd;
 
 use io_uring::types;
 
-use crate::config::{Cli, ServeConfig};
+use crate::config::{Cli, SandboxMode, ServeConfig};
 use crate::files::body::PipePool;
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
@@ -120,7 +120,8 @@ pub fn run(cli: &Cli) -> i32 {
         Ok(fd) => fd,
         Err(e) => return fail(format!("signalfd: {e}")),
     };
-    let ring = match ring::build(RING_ENTRIES) {
+    // Built disabled, so that its restrictions can be set before the first submission.
+    let ring = match ring::build_with(RING_ENTRIES, true) {
         Ok(r) => r,
         Err(e) => return fail(ring::unavailable_reason(&e)),
     };
@@ -135,13 +136,20 @@ pub fn run(cli: &Cli) -> i32 {
         .board
         .and_then(|(fd, slot)| WorkerSlot::attach(fd, slot));
     let access_log = match cli.access_log_path() {
-        Some(p) => match crate::accesslog::AccessLog::open(&p) {
+        Some(p) => match crate::accesslog::AccessLog::open(&p, cli.access_log_format) {
             Ok(l) => Some(l),
             Err(e) => return fail(format!("cannot open access log {}: {e}", p.display())),
         },
         None => None,
     };
     let listeners = spec.fds.iter().map(|&fd| Listener::new(fd)).collect();
+    let restricted = match ring::restrict_and_enable(&ring, cli.sandbox != SandboxMode::Off) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if let Err(code) = enter_sandbox(cli, spec.index, restricted) {
+        return code;
+    }
     let cache = FileCache::new(
         cfg.cache_entries as usize,
         cfg.cache_bytes,
@@ -185,6 +193,40 @@ pub fn run(cli: &Cli) -> i32 {
     code
 }
 
+/// Switches user and enters the sandbox once everything is open; prints the start-up line
+/// (worker 0 only: every worker gets the same layers). Err: the exit status, the worker must not
+/// serve (the switch failed, or `--sandbox strict` and a layer is missing).
+fn enter_sandbox(cli: &Cli, index: usize, ring: Result<(), String>) -> Result<(), i32> {
+    let fail = |what: String| {
+        eprintln!("ringstatic: worker {index}: {what}");
+        EXIT_SETUP_FAILED
+    };
+    let user = crate::privileges::target(&cli.user).map_err(fail)?;
+    let root = cli.root();
+    let plan = crate::sandbox::Plan {
+        mode: cli.sandbox,
+        user: user.as_ref(),
+        root: &root,
+        logs: cli
+            .access_log_path()
+            .into_iter()
+            .chain(cli.error_log.clone())
+            .collect(),
+        ring,
+    };
+    let report = crate::sandbox::enter(plan).map_err(fail)?;
+    if cli.sandbox == SandboxMode::Strict && !report.complete() {
+        return Err(fail(format!(
+            "--sandbox strict: refusing to serve ({})",
+            report.missing()
+        )));
+    }
+    if index == 0 {
+        eprintln!("ringstatic: {}", report.line());
+    }
+    Ok(())
+}
+
 impl Worker {
     fn event_loop(&mut self) -> i32 {
         for i in 0..self.listeners.len() {
@@ -202,6 +244,12 @@ impl Worker {
                 .store(ACCEPTING, std::sync::atomic::Ordering::Release);
         }
         let code = self.serve();
+        // Connections still open at exit (a fast stop, or a drain that timed out) end here.
+        for slot in self.conns.select(|_| true) {
+            if let Some(c) = self.conns.at(slot) {
+                self.site.log_ended(c, true, &self.clock);
+            }
+        }
         self.finish_log();
         code
     }

@@ -12,6 +12,9 @@ impl Worker {
     pub(super) fn progress(&mut self, slot: u32) {
         loop {
             let Some(c) = self.conns.at(slot) else { return };
+            if c.session.has_ended() {
+                self.site.log_ended(c, false, &self.clock);
+            }
             match c.life() {
                 Lifecycle::Closing { .. } => return self.try_free(slot),
                 Lifecycle::Lingering => {

@@ -63,6 +63,7 @@ impl Worker {
                 match splice_step(sock, pipe, fd, *offset, *end - *offset) {
                     SpliceOutcome::Pulled(n) => *offset += n,
                     SpliceOutcome::Delivered(n) => {
+                        c.session.delivered(n);
                         budget = budget.saturating_sub(n);
                         if budget == 0 {
                             return self.wait_writable(slot);

@@ -1,11 +1,13 @@
 //! The worker's request-path state apart from connections and the ring: the open-file cache,
 //! the root, the multipart boundary, the access log and the request counter. Wired to a
-//! connection's session as its [`Handler`] for the duration of one `feed`.
+//! connection's session as its [`Handler`] for the duration of one `feed`. An answered request
+//! leaves a record of its log line in its session; the line is written by `log_ended` once the
+//! response has ended, with the body bytes that left.
 
 use std::collections::VecDeque;
 
 use super::clock::Clock;
-use crate::accesslog::AccessLog;
+use crate::accesslog::{line, AccessLog};
 use crate::config::ServeConfig;
 use crate::conn::Conn;
 use crate::files::body::Chunk;
@@ -62,6 +64,17 @@ impl Site {
         if let Some(l) = &mut self.access_log {
             l.reopen();
         }
+    }
+
+    /// Writes the access-log lines of a connection's responses that ended: all of them sent, or
+    /// (`gone`) the connection ends now and they end with what left of them.
+    pub fn log_ended(&mut self, c: &mut Conn, gone: bool, clock: &Clock) {
+        let Some(l) = self.access_log.as_mut() else {
+            return;
+        };
+        c.session.take_ended(gone, |record, body_bytes| {
+            l.finish(record, clock.date_secs, clock.now_ms, body_bytes)
+        });
     }
 
     /// Gives a connection's newly received bytes to its session.
@@ -139,19 +152,30 @@ impl Handler for Requests<'_> {
         )
     }
 
-    fn answered(&mut self, head: &[u8], req: Option<&Request>, status: u16, body_bytes: u64) {
+    fn answered(
+        &mut self,
+        head: &[u8],
+        req: Option<&Request>,
+        status: u16,
+        _body_bytes: u64,
+        record: &mut Vec<u8>,
+    ) -> bool {
         *self.requests += 1;
-        if let Some(l) = self.log.as_deref_mut() {
-            l.record(
-                self.peer.unwrap_or(b"-"),
-                self.ctx.date_secs,
-                request_line(head),
+        let Some(l) = self.log.as_deref() else {
+            return false;
+        };
+        l.begin(
+            record,
+            self.ctx.now_ms,
+            &line::Request {
+                remote: self.peer.unwrap_or(b"-"),
+                request_line: request_line(head),
                 status,
-                body_bytes,
-                req.and_then(|r| r.referer),
-                req.and_then(|r| r.user_agent),
-            );
-        }
+                referer: req.and_then(|r| r.referer),
+                user_agent: req.and_then(|r| r.user_agent),
+            },
+        );
+        true
     }
 }
 

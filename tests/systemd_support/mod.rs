@@ -172,6 +172,10 @@ pub struct Container {
     nspawn: Option<Child>,
     /// Host pid of the container's systemd (its PID 1).
     pub pid1: i32,
+    /// Host directories made writable in the container through an overlay whose upper layer
+    /// is `<dir>/overlay/<path>` (changes stay there, the host's files are untouched): for
+    /// `dpkg -i`, `/usr` and `/var` (its database).
+    pub writable: Vec<&'static str>,
 }
 
 /// Why the machine cannot run a container: reported as a skip.
@@ -210,6 +214,7 @@ impl Container {
             dir,
             nspawn: None,
             pid1: 0,
+            writable: Vec::new(),
         })
     }
 
@@ -234,6 +239,10 @@ impl Container {
                 "--bind-ro={}:/srv/www",
                 self.dir.join("www").display()
             ))
+            .args(self.writable.iter().map(|p| {
+                let upper = self.dir.mkdir(format!("overlay{p}"));
+                format!("--overlay={p}:{}:{p}", upper.display())
+            }))
             .arg("--boot")
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")

@@ -11,6 +11,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+mod claim;
+
 /// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
 pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
 /// `name=fd,name=fd,...`: the listening sockets handed to a new master in a binary upgrade.
@@ -209,54 +211,102 @@ impl Listeners {
         if !self.activated.is_empty() {
             return Ok(Vec::new());
         }
+        // Every new address for this instance (not kept over a reload, not inherited from the
+        // old master of a binary upgrade or from systemd's fd store) is claimed first, all before
+        // any is bound, so that two of our own addresses that overlap (`127.0.0.1:80` and
+        // `0.0.0.0:80`) do not refuse each other; anything else listening there refuses it.
+        let mut claims: Vec<claim::Claim> = Vec::new();
+        for &addr in listen {
+            let held = self.bound.iter().any(|b| b.configured == addr)
+                || spare.iter().any(|s| s.0 == addr);
+            if held || claims.iter().any(|c| c.configured == addr) {
+                continue;
+            }
+            let locked = claims.iter().any(|c| c.configured.port() == addr.port());
+            claims.push(
+                claim::Claim::take(addr, !locked).map_err(|e| match e.raw_os_error() {
+                    Some(libc::EADDRINUSE) => format!(
+                        "cannot listen on {addr}: address already in use (another ringstatic, \
+                         or another server, listens there)"
+                    ),
+                    _ => format!("cannot listen on {addr}: {e}"),
+                })?,
+            );
+        }
         let mut next: Vec<Bound> = Vec::new();
         for &addr in listen {
             if next.iter().any(|b| b.configured == addr) {
                 continue;
             }
-            let mut b = match self.bound.iter().position(|b| b.configured == addr) {
-                Some(i) => self.bound.remove(i),
-                None => {
-                    let mut sockets = Vec::new();
-                    let mut k = 0;
-                    while k < spare.len() {
-                        if spare[k].0 == addr {
-                            sockets.push(spare.remove(k).2);
-                        } else {
-                            k += 1;
-                        }
-                    }
-                    let actual = match sockets.first() {
-                        Some(s) => local_addr(s.as_raw_fd())
-                            .map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
-                        None => addr,
-                    };
-                    Bound {
-                        configured: addr,
-                        actual,
-                        sockets,
-                    }
-                }
-            };
-            while b.sockets.len() < workers {
-                let fd =
-                    listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                if b.actual.port() == 0 {
-                    b.actual = local_addr(fd.as_raw_fd())
-                        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-                }
-                b.sockets.push(fd);
+            let claimed = claims.iter().find(|c| c.configured == addr).map(|c| c.addr);
+            if let Err(e) = self.ensure_one(addr, claimed, workers, defer_accept, spare, &mut next)
+            {
+                // Sockets kept for the addresses done so far stay ours (a reload that fails here
+                // goes on serving them).
+                next.retain(|b| !b.sockets.is_empty());
+                self.bound.append(&mut next);
+                return Err(e);
             }
-            // Also on sockets kept over a reload or inherited by an upgrade: the setting is
-            // the current configuration's.
-            for s in &b.sockets {
-                set_defer_accept(s.as_raw_fd(), defer_accept)
-                    .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
-            }
-            next.push(b);
         }
+        // The claims (and their locks) are released only now, with every socket bound.
+        drop(claims);
         let retired = std::mem::replace(&mut self.bound, next);
         Ok(retired)
+    }
+
+    /// One address of `ensure`: its entry lands in `next` even when binding more sockets fails,
+    /// so the sockets it already had are never dropped by an error.
+    fn ensure_one(
+        &mut self,
+        addr: SocketAddr,
+        claimed: Option<SocketAddr>,
+        workers: usize,
+        defer_accept: bool,
+        spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
+        next: &mut Vec<Bound>,
+    ) -> Result<(), String> {
+        let b = match self.bound.iter().position(|b| b.configured == addr) {
+            Some(i) => self.bound.remove(i),
+            None => {
+                let mut sockets = Vec::new();
+                let mut k = 0;
+                while k < spare.len() {
+                    if spare[k].0 == addr {
+                        sockets.push(spare.remove(k).2);
+                    } else {
+                        k += 1;
+                    }
+                }
+                let actual = match sockets.first() {
+                    Some(s) => local_addr(s.as_raw_fd())
+                        .map_err(|e| format!("cannot use inherited socket for {addr}: {e}"))?,
+                    None => addr,
+                };
+                Bound {
+                    configured: addr,
+                    actual,
+                    sockets,
+                }
+            }
+        };
+        next.push(b);
+        let b = next.last_mut().expect("just pushed");
+        if let Some(a) = claimed {
+            // The claimed address (with the port the kernel chose for port 0).
+            b.actual = a;
+        }
+        while b.sockets.len() < workers {
+            let fd =
+                listen_socket(b.actual).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            b.sockets.push(fd);
+        }
+        // Also on sockets kept over a reload or inherited by an upgrade: the setting is
+        // the current configuration's.
+        for s in &b.sockets {
+            set_defer_accept(s.as_raw_fd(), defer_accept)
+                .map_err(|e| format!("cannot set TCP_DEFER_ACCEPT on {addr}: {e}"))?;
+        }
+        Ok(())
     }
 
     /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
@@ -299,9 +349,8 @@ impl Listeners {
     }
 }
 
-/// A non-blocking SO_REUSEPORT listening socket on `addr`, with TCP_NODELAY for the sockets it
-/// accepts (and IPV6_V6ONLY for IPv6).
-pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+/// A non-blocking socket of `addr`'s family.
+pub(crate) fn stream_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -319,7 +368,24 @@ pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh socket owned by nobody else.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to `addr`.
+pub(crate) fn bind(fd: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let (sa, len) = sockaddr(addr);
+    // SAFETY: `sa` is a properly initialised sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A non-blocking SO_REUSEPORT listening socket on `addr`, with TCP_NODELAY for the sockets it
+/// accepts (and IPV6_V6ONLY for IPv6).
+pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
+    let owned = stream_socket(addr)?;
+    let fd = owned.as_raw_fd();
     let setopt = |level, name| set_int_opt(fd, level, name, 1);
     setopt(libc::SOL_SOCKET, libc::SO_REUSEADDR)?;
     setopt(libc::SOL_SOCKET, libc::SO_REUSEPORT)?;
@@ -328,11 +394,7 @@ pub fn listen_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     if addr.is_ipv6() {
         setopt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY)?;
     }
-    let (sa, len) = sockaddr(addr);
-    // SAFETY: `sa` is a properly initialised sockaddr of `len` bytes.
-    if unsafe { libc::bind(fd, &sa as *const _ as *const libc::sockaddr, len) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    bind(fd, addr)?;
     // SAFETY: listen on our bound socket; the kernel caps the backlog at net.core.somaxconn.
     if unsafe { libc::listen(fd, 65535) } < 0 {
         return Err(io::Error::last_os_error());
@@ -422,6 +484,47 @@ mod tests {
             assert_eq!(parse_own_name(&n), Some((addr, 3)));
         }
         assert_eq!(parse_own_name("ringstatic.socket"), None);
+    }
+
+    #[test]
+    fn ensure_claims_new_addresses_but_not_its_own_overlapping_ones() {
+        // A port found free may be taken again before we bind it (by a client's connection on
+        // this busy machine): then try another.
+        let mut tries = 0;
+        let (one, mut l) = loop {
+            let free = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+            let port = local_addr(free.as_raw_fd()).unwrap().port();
+            drop(free);
+            let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let wild: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
+            let mut l = Listeners::default();
+            match l.ensure(&[one, wild], 2, false, &mut Vec::new()) {
+                Ok(_) => break (one, l),
+                Err(e) if tries < 10 && e.to_lowercase().contains("in use") => {
+                    eprintln!("port {port} taken meanwhile, another one: {e}");
+                    tries += 1
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(l.bound.len(), 2);
+        // A reload adding an address something else listens on fails, and keeps what it had.
+        let other = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        let busy = local_addr(other.as_raw_fd()).unwrap();
+        let e = l
+            .ensure(&[one, busy], 2, false, &mut Vec::new())
+            .err()
+            .expect("refused");
+        assert!(
+            e.contains(&busy.to_string()) && e.contains("already in use"),
+            "{e}"
+        );
+        assert_eq!(l.bound.len(), 2);
+        assert!(l.bound.iter().all(|b| b.sockets.len() == 2));
+        // Another instance of the same addresses is refused.
+        let mut second = Listeners::default();
+        assert!(second.ensure(&[one], 1, false, &mut Vec::new()).is_err());
+        assert!(second.bound.is_empty());
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The access log: one line per request in nginx's `combined` format, collected in memory and
-//! written in batches through the worker's own ring, so the request path never waits on the disk.
+//! The access log: one line per request, written when its response ends (all of it sent, or the
+//! client gone) with the body bytes that actually left, in nginx's `combined` format or as JSON
+//! (`line`); lines are collected in memory and written in batches through the worker's own ring,
+//! so the request path never waits on the disk.
 //!
 //! A batch is written when 64 KiB have gathered or at the next timer tick (every 250 ms), whichever
 //! comes first; the buffer being written is owned by the log until its completion arrives. On
@@ -12,6 +14,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+
+pub mod line;
+
+use crate::config::LogFormat;
 
 const BATCH: usize = 64 * 1024;
 
@@ -26,12 +32,14 @@ pub struct AccessLog {
     retired: Vec<OwnedFd>,
     /// The fd the write in flight targets.
     inflight_fd: RawFd,
+    format: LogFormat,
+    /// The second `time` shows, formatted once per second.
     time_secs: i64,
-    time: [u8; 26],
+    time: Vec<u8>,
 }
 
 impl AccessLog {
-    pub fn open(path: &Path) -> io::Result<AccessLog> {
+    pub fn open(path: &Path, format: LogFormat) -> io::Result<AccessLog> {
         Ok(AccessLog {
             path: path.to_path_buf(),
             fd: open_append(path)?,
@@ -39,42 +47,25 @@ impl AccessLog {
             inflight: None,
             retired: Vec::new(),
             inflight_fd: -1,
+            format,
             time_secs: -1,
-            time: [b' '; 26],
+            time: Vec::with_capacity(32),
         })
     }
 
-    /// Appends one combined-format line.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record(
-        &mut self,
-        remote: &[u8],
-        now_secs: i64,
-        request_line: &[u8],
-        status: u16,
-        body_bytes: u64,
-        referer: Option<&[u8]>,
-        user_agent: Option<&[u8]>,
-    ) {
+    /// Appends the record of an answered request to `record` (a connection's buffer), to be
+    /// finished when its response ends.
+    pub fn begin(&self, record: &mut Vec<u8>, now_ms: u64, r: &line::Request) {
+        line::begin(self.format, record, now_ms, r);
+    }
+
+    /// Appends the line of a response that ended, from its record: `body_bytes` is what left.
+    pub fn finish(&mut self, record: &[u8], now_secs: i64, now_ms: u64, body_bytes: u64) {
         if now_secs != self.time_secs {
             self.time_secs = now_secs;
-            self.time = format_log_time(now_secs);
+            line::format_time(self.format, now_secs, &mut self.time);
         }
-        let b = &mut self.pending;
-        b.extend_from_slice(if remote.is_empty() { b"-" } else { remote });
-        b.extend_from_slice(b" - - [");
-        b.extend_from_slice(&self.time);
-        b.extend_from_slice(b"] \"");
-        escape_into(b, request_line);
-        b.extend_from_slice(b"\" ");
-        crate::http::token::push_u64(b, status as u64);
-        b.push(b' ');
-        crate::http::token::push_u64(b, body_bytes);
-        b.extend_from_slice(b" \"");
-        escape_into(b, referer.unwrap_or(b"-"));
-        b.extend_from_slice(b"\" \"");
-        escape_into(b, user_agent.unwrap_or(b"-"));
-        b.extend_from_slice(b"\"\n");
+        line::finish(&mut self.pending, record, &self.time, now_ms, body_bytes);
     }
 
     /// A batch to submit now, if one is due: (fd, pointer, length). The memory stays owned by
@@ -186,40 +177,6 @@ fn open_append(path: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// As nginx's log escaping: `"`, `\`, control bytes and bytes >= 0x7f become `\xHH`.
-fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let plain = |c: &u8| *c != b'"' && *c != b'\\' && (0x20..0x7f).contains(c);
-    // Nearly every line needs no escaping: copy it in one go.
-    if s.iter().all(plain) {
-        out.extend_from_slice(s);
-        return;
-    }
-    for &c in s {
-        if c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c) {
-            out.extend_from_slice(&[b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        } else {
-            out.push(c);
-        }
-    }
-}
-
-/// `26/Nov/2026:03:20:44 +0000`, derived from the IMF-fixdate formatter.
-fn format_log_time(secs: i64) -> [u8; 26] {
-    // IMF-fixdate: "Thu, 26 Nov 2026 03:20:44 GMT"
-    let d = crate::http::date::format_http_date(secs);
-    let mut t = [b' '; 26];
-    t[0..2].copy_from_slice(&d[5..7]);
-    t[2] = b'/';
-    t[3..6].copy_from_slice(&d[8..11]);
-    t[6] = b'/';
-    t[7..11].copy_from_slice(&d[12..16]);
-    t[11] = b':';
-    t[12..20].copy_from_slice(&d[17..25]);
-    t[20..26].copy_from_slice(b" +0000");
-    t
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,16 +186,17 @@ mod tests {
         let d = std::env::temp_dir().join(format!("rs-alog-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let p = d.join("access.log");
-        let mut l = AccessLog::open(&p).unwrap();
-        l.record(
-            b"127.0.0.1",
-            784111777,
-            b"GET /a\"b HTTP/1.1",
-            200,
-            1024,
-            None,
-            Some(b"curl/8\x01"),
-        );
+        let mut l = AccessLog::open(&p, LogFormat::Combined).unwrap();
+        let mut rec = Vec::new();
+        let req = line::Request {
+            remote: b"127.0.0.1",
+            request_line: b"GET /a\"b HTTP/1.1",
+            status: 200,
+            referer: None,
+            user_agent: Some(b"curl/8\x01"),
+        };
+        l.begin(&mut rec, 0, &req);
+        l.finish(&rec, 784111777, 10, 1024);
         assert!(
             l.next_write(false).is_none(),
             "below a batch, waits for the tick"
@@ -260,8 +218,17 @@ mod tests {
     fn short_write_resubmits_the_rest() {
         let d = std::env::temp_dir().join(format!("rs-alog2-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        let mut l = AccessLog::open(&d.join("a.log")).unwrap();
-        l.record(b"::1", 0, b"GET / HTTP/1.1", 404, 0, None, None);
+        let mut l = AccessLog::open(&d.join("a.log"), LogFormat::Json).unwrap();
+        let mut rec = Vec::new();
+        let req = line::Request {
+            remote: b"::1",
+            request_line: b"GET / HTTP/1.1",
+            status: 404,
+            referer: None,
+            user_agent: None,
+        };
+        l.begin(&mut rec, 0, &req);
+        l.finish(&rec, 0, 0, 0);
         let (_, _, len) = l.next_write(true).unwrap();
         assert!(l.write_done(3));
         let (_, _, rest) = l.next_write(false).unwrap();
