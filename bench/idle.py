@@ -177,6 +177,10 @@ def open_idle(port, n, batch=500):
 def measure(label, cmd, port_from_line, port, n, logfile):
     p, got_port = start(cmd, port_from_line, logfile)
     port = got_port or port
+    if port is None:
+        stop(p)
+        why = open(logfile, errors="replace").read().strip().replace("\n", " / ")[-300:]
+        return f"| {label} | - | - | - | - | - | ! did not start: {why} |"
     try:
         time.sleep(0.5)
         warm, why = open_idle(port, 1)
@@ -217,8 +221,11 @@ def main():
     if fds < a.n + 100:
         log(f"RLIMIT_NOFILE is {fds}: at most about {fds - 100} connections can be held")
     root = tempfile.mkdtemp(prefix="ringstatic-idle-")
+    # Readable by everyone: started as root, the servers' workers run as an unprivileged user.
+    os.chmod(root, 0o755)
     with open(os.path.join(root, "i.html"), "wb") as f:
         f.write(BODY)
+    os.chmod(os.path.join(root, "i.html"), 0o644)
     rows = []
     bins = a.ringstatic or ["ringstatic=target/release/ringstatic"]
     try:

@@ -74,6 +74,7 @@ def main():
     workers = [int(w) for w in a.workers.split(",")]
     cpus = sorted(os.sched_getaffinity(0))
     tmp = tempfile.mkdtemp(prefix="ringstatic-sitemem-")
+    os.chmod(tmp, 0o755)  # servers that drop privileges must still read the site
     www = Path(tmp) / "www"
     www.mkdir()
     bench.log("writing the 20,000-file site")
