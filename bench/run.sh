@@ -3,6 +3,8 @@
 #
 #   bench/run.sh            full run: every scenario, 3 rounds of 10 s per server
 #   bench/run.sh --quick    smoke run: 1 round of 2 s, scenarios 1k 16k 1m 1k-close
+#   bench/run.sh --soak MINUTES   mixed, checked traffic for MINUTES (bench/soak.py);
+#                           needs only python3: no nginx or wrk
 #
 # It installs what is missing (Debian packages nginx-light, wrk, python3; with
 # --peers all also h2o and lighttpd), builds ringstatic with `cargo build --release`
@@ -25,6 +27,7 @@ build=1
 peers=""
 help=0
 custom_server=0
+soak=0
 args=()
 expect_peers=0
 for a in "$@"; do
@@ -35,10 +38,20 @@ for a in "$@"; do
         --peers) expect_peers=1 ;;
         --peers=*) peers="${a#--peers=}" ;;
         -h|--help) help=1 ;;
+        --soak|--soak=*) soak=1 ;;
         --server-cmd|--server-cmd=*|--ringstatic|--ringstatic=*) custom_server=1 ;;
     esac
     args+=("$a")
 done
+
+if [[ $soak == 1 ]]; then
+    if [[ $build == 1 ]]; then
+        say "building ringstatic (cargo build --release)"
+        (cd "$repo" && cargo build --release)
+    fi
+    export RINGSTATIC_BIN="${RINGSTATIC_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/ringstatic}"
+    exec python3 "$here/soak.py" "${args[@]}"
+fi
 
 if [[ $help == 1 ]]; then
     exec python3 "$here/bench.py" --help

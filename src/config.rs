@@ -338,6 +338,14 @@ const FILE_OPTIONS: &[&str] = &[
     "sandbox",
 ];
 
+/// The settings a config file's text gives on its own: the file's lines as `--config` reads
+/// them, then every value validated as on the command line. The fuzzer's entry point.
+pub fn from_config_text(text: &str) -> Result<Cli, String> {
+    let args = config_file_args(text)?;
+    let argv = std::iter::once("ringstatic".to_string()).chain(args);
+    Cli::try_parse_from(argv).map_err(|e| e.to_string())
+}
+
 /// `name value` / `name = value` lines -> `--name value` arguments.
 fn config_file_args(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();

@@ -49,7 +49,8 @@
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O
-//!   - `http::request` head parsing and limits; `http::target` decoding and normalisation;
+//!   - `http::request` head parsing and limits; `http::host` Host and authority syntax;
+//!     `http::target` decoding and normalisation;
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
 //!     `http::accept_encoding` the client's content codings and weights;
 //!     `http::status` reason phrases and error bodies; `http::token` shared lexing
@@ -58,7 +59,8 @@
 //!   - `response::negotiate`    Accept-Encoding: which representation (identity, br, zstd, gzip)
 //!   - `response::prepare`      a file's header lines and prebuilt 200 head, once per cache entry
 //!   - `response::not_modified` 304 / 412; `response::range` 206 / 416;
-//!     `response::multipart` multipart/byteranges; `response::error` errors and redirects
+//!     `response::multipart` multipart/byteranges; `response::boundary` a boundary per
+//!     response; `response::error` errors and redirects
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
@@ -69,6 +71,9 @@
 //! - `mime`       Content-Type by file extension
 //! - `accesslog`  the access log's file and batches, lines written when responses end
 //!   - `accesslog::line` a line's record at the answer, finished at the end; combined and JSON
+//!
+//! **Off the request path**
+//! - `invariants` the parsers' promises as checks, shared by `fuzz/` and `tests/properties.rs`
 //!
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into
@@ -91,6 +96,7 @@ pub mod control;
 pub mod files;
 pub mod http;
 pub mod inherit;
+pub mod invariants;
 pub mod master;
 pub mod mime;
 pub mod notify;

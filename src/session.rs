@@ -190,6 +190,27 @@ impl Session {
         }
     }
 
+    /// The header timeout ran out. A head that was half-sent is answered with 408 Request
+    /// Timeout (RFC 9110 15.5.9), the connection's last response; returns whether it was. With
+    /// nothing received, or with requests still being answered, there is nothing to say: the
+    /// connection is just closed (an idle keep-alive connection ends silently).
+    pub fn time_out(&mut self, h: &mut impl Handler) -> bool {
+        if self.inbuf.is_empty() || self.held_back || self.ending.is_some() || !self.out.is_empty()
+        {
+            return false;
+        }
+        let before = self.out.len();
+        let bytes = h.refuse(408, &mut self.out);
+        // Bytes may still be on their way: wait for the client's FIN before closing.
+        self.ending = Some(Ending::Linger);
+        let inbuf = std::mem::take(&mut self.inbuf);
+        let shown = &inbuf[..inbuf.len().min(BAD_HEAD_LOGGED)];
+        let rec = self.records.len();
+        let logged = h.answered(shown, None, 408, bytes, &mut self.records);
+        self.queued(before, bytes, logged.then_some(rec));
+        true
+    }
+
     /// Counts the response just queued (the chunks from index `before` on, `body` of its bytes
     /// the body); with `record` (where its record starts), its line waits for its end.
     fn queued(&mut self, before: usize, body: u64, record: Option<usize>) {
@@ -437,6 +458,30 @@ mod tests {
         assert_eq!(sent(&mut s), "E400|");
         assert_eq!(s.ending(), Some(Ending::Linger));
         assert_eq!(h.answered[0].1, 400);
+    }
+
+    #[test]
+    fn a_half_sent_head_times_out_with_408_and_an_idle_one_silently() {
+        // Nothing received: silent.
+        let (mut s, mut h) = (Session::default(), Echo::default());
+        assert!(!s.time_out(&mut h));
+        assert_eq!(sent(&mut s), "");
+        // Everything answered, nothing more received (idle keep-alive): silent.
+        s.feed(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", &mut h);
+        assert_eq!(sent(&mut s), "/a|");
+        assert!(!s.time_out(&mut h));
+        assert_eq!(s.ending(), None);
+        // Half a head: 408, the last response, logged with what was received.
+        s.feed(b"GET /b HTTP/1.1\r\nHo", &mut h);
+        assert!(s.time_out(&mut h));
+        assert_eq!(sent(&mut s), "E408|");
+        assert_eq!(s.ending(), Some(Ending::Linger));
+        assert!(!s.has_input());
+        assert_eq!(
+            h.answered.last().unwrap(),
+            &("GET /b HTTP/1.1".to_string(), 408)
+        );
+        assert!(!s.time_out(&mut h), "only once");
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 fn site() -> TempDir {
     let d = TempDir::new("basics");
-    d.write("index.html", b"<!doctype html><title>home</title>\n");
-    d.write("a.txt", b"hello a\n");
-    d.write("b.txt", b"bee bee bee\n");
-    d.write("c.txt", b"sea\n");
-    d.write("page.html", b"<p>page</p>\n");
-    d.write("app.js", b"console.log(1);\n");
-    d.write("blob.zzqx", b"\x00\x01\x02unknown");
+    d.write_aged("index.html", b"<!doctype html><title>home</title>\n");
+    d.write_aged("a.txt", b"hello a\n");
+    d.write_aged("b.txt", b"bee bee bee\n");
+    d.write_aged("c.txt", b"sea\n");
+    d.write_aged("page.html", b"<p>page</p>\n");
+    d.write_aged("app.js", b"console.log(1);\n");
+    d.write_aged("blob.zzqx", b"\x00\x01\x02unknown");
     d
 }
 
@@ -123,7 +123,7 @@ fn head_has_same_headers_as_get_and_no_body() {
 fn other_methods_get_405_with_allow_get_head() {
     let d = site();
     let s = Server::start(d.path(), &[]);
-    for m in ["DELETE", "PUT", "OPTIONS", "PATCH", "POST", "BREW"] {
+    for m in ["DELETE", "PUT", "OPTIONS", "PATCH", "POST", "TRACE"] {
         let raw = format!(
             "{} /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             m

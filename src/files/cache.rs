@@ -156,10 +156,12 @@ impl FileCache {
                 self.touch(idx);
                 return v;
             }
-            // Stale: a file whose version is unchanged is kept; anything else is looked up anew.
+            // Stale: a file whose version is unchanged is kept; anything else is looked up anew,
+            // and so is an entry made during its file's last-modified second, so that it gets
+            // the Last-Modified it could not have then (see `FileEntry::lm_strong`).
             if let Lookup::File(f) = &node.value {
                 if let Ok(st) = root.stat(&file_name(key)) {
-                    if Version::of(&st) == f.version {
+                    if Version::of(&st) == f.version && f.lm_strong {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
                         self.nodes[idx as usize].used_at_ms = now_ms;

@@ -98,6 +98,9 @@ pub struct Facts<'a> {
     pub size: u64,
     /// Last modification, whole seconds.
     pub mtime: i64,
+    /// `mtime` is a strong validator: the file was looked at after its second was over, so no
+    /// other version can have the same date. Otherwise no Last-Modified is sent for it.
+    pub lm_strong: bool,
     /// The strong ETag, quoted.
     pub etag: &'a [u8],
     pub content_type: &'static str,
@@ -123,6 +126,9 @@ pub struct FileEntry {
     pub size: u64,
     /// Last modification, whole seconds (what Last-Modified and If-Modified-Since can express).
     pub mtime: i64,
+    /// The file was looked at after `mtime`'s second was over: the date names this version
+    /// alone (RFC 9110 8.8.2.2), and responses carry it as Last-Modified.
+    pub lm_strong: bool,
     /// Strong validator, quoted: see `etag`.
     pub etag: Box<[u8]>,
     pub content_type: &'static str,
@@ -180,15 +186,21 @@ impl FileEntry {
             }
         }
         let etag = etag(st.st_mtime, st.st_size as u64, coding);
-        let (content_type, mtime) = match origin {
-            Some(o) => (o.content_type, o.mtime),
-            None => (content_type(path), st.st_mtime),
+        // Looked at (the last fstat) before now; a change after now gets a later mtime. A
+        // sibling's date is its original's, and so is whether that date is strong.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (content_type, mtime, lm_strong) = match origin {
+            Some(o) => (o.content_type, o.mtime, o.lm_strong),
+            None => (content_type(path), st.st_mtime, now > st.st_mtime),
         };
         let prepared = prepare(&Facts {
             path,
             coding,
             size: st.st_size as u64,
             mtime,
+            lm_strong,
             etag: &etag,
             content_type,
             resident: map.is_some(),
@@ -212,6 +224,7 @@ impl FileEntry {
         Ok(FileEntry {
             size: st.st_size as u64,
             mtime,
+            lm_strong,
             etag: etag.into(),
             content_type,
             compressible: crate::mime::is_compressible(content_type),
@@ -238,6 +251,7 @@ impl FileEntry {
             coding,
             size: bytes.len() as u64,
             mtime: origin.mtime,
+            lm_strong: origin.lm_strong,
             etag: &etag,
             content_type: origin.content_type,
             resident: true,
@@ -255,6 +269,7 @@ impl FileEntry {
         FileEntry {
             size: bytes.len() as u64,
             mtime: origin.mtime,
+            lm_strong: origin.lm_strong,
             etag: etag.into(),
             content_type: origin.content_type,
             compressible: origin.compressible,
@@ -281,6 +296,7 @@ impl FileEntry {
             coding: Coding::Identity,
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag,
             content_type,
             resident,
@@ -301,6 +317,7 @@ impl FileEntry {
         FileEntry {
             size: bytes.len() as u64,
             mtime,
+            lm_strong: true,
             etag: etag.into(),
             content_type,
             compressible: crate::mime::is_compressible(content_type),

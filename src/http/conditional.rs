@@ -4,6 +4,17 @@
 //! [`evaluate`] assumes both: a matching `If-None-Match` yields
 //! [`Precondition::NotModified`] (it would be 412 for unsafe methods), and
 //! `*` always matches.
+//!
+//! Dates are second-granular, and a file can be rewritten twice within one second, so a
+//! Last-Modified is only a strong validator when the server knows its second was over when the
+//! file was looked at (RFC 9110 8.8.2.2): every later change then has a later date. The cache
+//! records that (`FileEntry::lm_strong`), and a version seen during its own second is served
+//! without Last-Modified, so a date a client holds always names the last version of its second.
+//! Against a version whose date is not strong, no date condition is taken as proof that the
+//! bytes are unchanged: If-Range is not satisfied (200, the whole file), and neither
+//! If-Modified-Since (no 304) nor If-Unmodified-Since (412) is answered from it. The entity-tag
+//! is nginx's (modification second and size), so it shares the date's limit for a rewrite of
+//! the same size within the same second; it is compared as sent.
 
 use super::date::parse_http_date;
 use super::token::{trim_leading_ows, trim_ows};
@@ -24,6 +35,15 @@ pub struct Validators<'a> {
     pub etag: &'a [u8],
     /// Last modification time, Unix seconds.
     pub last_modified: i64,
+    /// Whether `last_modified` is a strong validator (see the module docs).
+    pub last_modified_strong: bool,
+}
+
+impl Validators<'_> {
+    /// Whether the Last-Modified date is a strong validator (see the module docs).
+    pub fn date_is_strong(&self) -> bool {
+        self.last_modified_strong
+    }
 }
 
 /// Evaluates the preconditions in the order RFC 9110 13.2.2 prescribes.
@@ -43,7 +63,7 @@ pub fn evaluate(
             return Precondition::Failed;
         }
     } else if let Some(date) = if_unmodified_since.and_then(parse_http_date) {
-        if v.last_modified > date {
+        if v.last_modified > date || !v.date_is_strong() {
             return Precondition::Failed;
         }
     }
@@ -53,7 +73,7 @@ pub fn evaluate(
             return Precondition::NotModified;
         }
     } else if let Some(date) = if_modified_since.and_then(parse_http_date) {
-        if v.last_modified <= date {
+        if v.last_modified <= date && v.date_is_strong() {
             return Precondition::NotModified;
         }
     }
@@ -71,8 +91,9 @@ pub fn if_range_allows_range(if_range: &[u8], v: &Validators) -> bool {
         };
     }
     // A date only counts as a validator when it is exactly the file's
-    // modification time: anything else cannot prove the bytes are the same.
-    parse_http_date(value) == Some(v.last_modified)
+    // modification time, and that second is over: anything else cannot
+    // prove the bytes are the same (RFC 9110 13.1.5, 8.8.2.2).
+    v.date_is_strong() && parse_http_date(value) == Some(v.last_modified)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -173,6 +194,7 @@ mod tests {
         Validators {
             etag: b"\"1a-2b\"",
             last_modified: LM,
+            last_modified_strong: true,
         }
     }
 
@@ -214,6 +236,7 @@ mod tests {
         let weak = Validators {
             etag: b"W/\"1a-2b\"",
             last_modified: LM,
+            last_modified_strong: true,
         };
         assert_eq!(
             evaluate(Some(b"W/\"1a-2b\""), None, None, None, &weak),
@@ -292,6 +315,36 @@ mod tests {
     }
 
     #[test]
+    fn a_date_in_the_files_own_second_proves_nothing() {
+        // Rewritten within the second the client saw: the date matches, the bytes may not.
+        {
+            let v = Validators {
+                last_modified_strong: false,
+                ..v()
+            };
+            assert!(!v.date_is_strong());
+            assert!(!if_range_allows_range(LM_STR, &v));
+            assert_eq!(evaluate(None, None, None, Some(LM_STR), &v), Proceed);
+            assert_eq!(evaluate(None, None, None, Some(AFTER), &v), Proceed);
+            assert_eq!(evaluate(None, Some(LM_STR), None, None, &v), Failed);
+            assert_eq!(evaluate(None, Some(AFTER), None, None, &v), Failed);
+            // The entity-tag is compared as sent, whatever the date.
+            assert!(if_range_allows_range(b"\"1a-2b\"", &v));
+            assert_eq!(
+                evaluate(None, None, Some(b"\"1a-2b\""), None, &v),
+                NotModified
+            );
+            assert_eq!(evaluate(Some(b"\"1a-2b\""), None, None, None, &v), Proceed);
+        }
+        // A version looked at after its second was over: the date is strong.
+        let v = v();
+        assert!(v.date_is_strong());
+        assert!(if_range_allows_range(LM_STR, &v));
+        assert_eq!(evaluate(None, None, None, Some(LM_STR), &v), NotModified);
+        assert_eq!(evaluate(None, Some(LM_STR), None, None, &v), Proceed);
+    }
+
+    #[test]
     fn entity_tag_parsing_edges() {
         assert!(parse_entity_tag(b"\"\"").is_some());
         assert!(parse_entity_tag(b"W/").is_none());
@@ -307,6 +360,7 @@ mod tests {
         let empty = Validators {
             etag: b"\"\"",
             last_modified: 0,
+            last_modified_strong: true,
         };
         assert_eq!(
             evaluate(None, None, Some(b"\"\""), None, &empty),

@@ -23,10 +23,13 @@ pub fn status_line_into(h: &mut Vec<u8>, code: u16, date: &[u8]) -> usize {
 }
 
 /// `Last-Modified`, `ETag` and `Accept-Ranges`: what every 2xx and 304 for a file says about it.
-pub fn file_lines(h: &mut Vec<u8>, mtime: i64, etag: &[u8]) {
-    h.extend_from_slice(b"Last-Modified: ");
-    h.extend_from_slice(&format_http_date(mtime));
-    h.extend_from_slice(b"\r\nETag: ");
+pub fn file_lines(h: &mut Vec<u8>, mtime: Option<i64>, etag: &[u8]) {
+    if let Some(mtime) = mtime {
+        h.extend_from_slice(b"Last-Modified: ");
+        h.extend_from_slice(&format_http_date(mtime));
+        h.extend_from_slice(b"\r\n");
+    }
+    h.extend_from_slice(b"ETag: ");
     h.extend_from_slice(etag);
     h.extend_from_slice(b"\r\nAccept-Ranges: bytes\r\n");
 }
@@ -84,7 +87,7 @@ mod tests {
     #[test]
     fn a_files_lines() {
         let mut h = Vec::new();
-        file_lines(&mut h, 784111777, b"\"1-2-3\"");
+        file_lines(&mut h, Some(784111777), b"\"1-2-3\"");
         header_line(&mut h, "Cache-Control", "max-age=60");
         assert_eq!(
             h,

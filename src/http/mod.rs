@@ -3,6 +3,7 @@
 //! uses none of them for text.
 //!
 //! - [`request`]: request-head parsing and framing checks (RFC 9112).
+//! - [`host`]: `host [ ":" port ]` syntax for Host, absolute-form and CONNECT (RFC 3986).
 //! - [`target`]: request-target resolution, path normalization, hidden-path
 //!   policy and redirect `Location` construction.
 //! - [`accept_encoding`]: which content codings a client accepts, and their weights.
@@ -18,6 +19,7 @@ pub mod accept_encoding;
 pub mod conditional;
 pub mod date;
 pub mod head;
+pub mod host;
 pub mod range;
 pub mod request;
 pub mod status;

@@ -121,19 +121,31 @@ impl Spec {
     }
 }
 
+/// Parses one range-spec. Numbers are 1*DIGIT of any length (RFC 9110 14.1.1 sets no bound):
+/// one past `u64::MAX` is still a number, and saturating keeps its meaning, since no file is
+/// that long. A suffix that long is the whole file, a last-pos that long is the end of the
+/// file, a first-pos that long is past the end (unsatisfiable, not malformed).
 fn parse_spec(elem: &[u8]) -> Option<Spec> {
     let dash = memchr::memchr(b'-', elem)?;
     let (first, last) = (&elem[..dash], &elem[dash + 1..]);
     if first.is_empty() {
-        return Some(Spec::Suffix(parse_u64(last)?));
+        return Some(Spec::Suffix(parse_digits_saturating(last)?));
     }
-    let first = parse_u64(first)?;
+    let first = parse_digits_saturating(first)?;
     if last.is_empty() {
         return Some(Spec::FromTo(first, None));
     }
-    let last = parse_u64(last)?;
+    let last = parse_digits_saturating(last)?;
     // RFC 9110 14.1.1: last < first makes the whole set invalid.
     (last >= first).then_some(Spec::FromTo(first, Some(last)))
+}
+
+/// 1*DIGIT, saturating at `u64::MAX`; `None` when empty or not all digits.
+fn parse_digits_saturating(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(parse_u64(s).unwrap_or(u64::MAX))
 }
 
 /// Appends the `Content-Range` value for one part: `bytes a-b/len`.
@@ -202,6 +214,20 @@ mod tests {
             Single(r(0, 4))
         );
         assert_eq!(decide_range(b"bytes=007-008", 100), Single(r(7, 8)));
+        // Numbers past 64 bits keep their meaning: the whole file, the end of the file.
+        assert_eq!(
+            decide_range(b"bytes=-18446744073709551616", 100),
+            Single(r(0, 99))
+        );
+        assert_eq!(
+            decide_range(b"bytes=-99999999999999999999999999999", 5),
+            Single(r(0, 4))
+        );
+        assert_eq!(
+            decide_range(b"bytes=0-18446744073709551616", 100),
+            Single(r(0, 99))
+        );
+        assert_eq!(decide_range(b"bytes=-101", 100), Single(r(0, 99)));
     }
 
     #[test]
@@ -218,6 +244,14 @@ mod tests {
         assert_eq!(
             decide_range(b"bytes=18446744073709551615-", u64::MAX),
             Unsatisfiable
+        );
+        assert_eq!(
+            decide_range(b"bytes=18446744073709551616-", 100),
+            Unsatisfiable
+        );
+        assert_eq!(
+            decide_range(b"bytes=18446744073709551616-, 0-1", 100),
+            Single(r(0, 1))
         );
         assert_eq!(decide_range(b"bytes=200-300, 0-1", 100), Single(r(0, 1)));
         assert_eq!(decide_range(b"bytes=-0, 5-", 100), Single(r(5, 99)));
@@ -239,9 +273,7 @@ mod tests {
             b"bytes=1 - 2",
             b"bytes=+1-2",
             b"bytes=0x10-",
-            b"bytes=18446744073709551616-",
-            b"bytes=0-18446744073709551616",
-            b"bytes=-18446744073709551616",
+            b"bytes=18446744073709551617-18446744073709551616",
             b"bytes=0-1,foo",
             b"bytes=0-1;2-3",
             b"bytes=\xff-",

@@ -16,8 +16,25 @@ use super::token::{parse_u64, trim_ows};
 pub enum Method {
     Get,
     Head,
-    /// Any other syntactically valid method token.
-    Other,
+    /// A method RFC 9110 9.3 or RFC 5789 defines that this server does not allow (POST, PUT,
+    /// DELETE, CONNECT, OPTIONS, TRACE, PATCH): 405 with `Allow`.
+    NotAllowed,
+    /// Any other syntactically valid method token, `get` included (methods are
+    /// case-sensitive): 501 Not Implemented (RFC 9110 9.1).
+    Unknown,
+}
+
+impl Method {
+    fn from_token(m: &[u8]) -> Method {
+        match m {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" | b"PUT" | b"DELETE" | b"CONNECT" | b"OPTIONS" | b"TRACE" | b"PATCH" => {
+                Method::NotAllowed
+            }
+            _ => Method::Unknown,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +69,9 @@ impl HeadError {
 ///
 /// Repeated fields: `Host`, `Content-Length`, `Range` and `If-Range` must
 /// be single, so a repeat is a 400 (ambiguous framing, routing or byte
-/// selection). For the other optional fields the first occurrence is kept:
+/// selection). A repeated `If-Modified-Since` or `If-Unmodified-Since` is a
+/// list of dates, which RFC 9110 13.1.3-4 says to ignore: it is kept as an
+/// empty value. For the other optional fields the first occurrence is kept:
 /// combining list fields would need an allocation, and dropping later
 /// members of `If-None-Match` only costs a 304 that becomes a 200.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +82,7 @@ pub struct Request<'a> {
     pub target: &'a [u8],
     /// Whether the connection may be reused after this exchange.
     pub keep_alive: bool,
-    /// A body follows the head (only ever true for [`Method::Other`]).
+    /// A body follows the head (never for GET or HEAD, which refuse framing that announces one).
     pub has_body: bool,
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
@@ -264,12 +283,12 @@ fn check_request_line(line: &[u8], complete: bool) -> Result<Option<RequestLine<
     let Some(version) = check_version(version, complete)? else {
         return Ok(None);
     };
-    let method = match method {
-        b"GET" => Method::Get,
-        b"HEAD" => Method::Head,
-        _ => Method::Other,
-    };
-    Ok(Some((method, target, version)))
+    // CONNECT's target is authority-form, `host:port` (RFC 9112 3.2.3); anything else is a
+    // malformed request, whether or not we would allow the method.
+    if method == b"CONNECT" && !super::host::is_valid_authority(target, true) {
+        return bad;
+    }
+    Ok(Some((Method::from_token(method), target, version)))
 }
 
 /// `HTTP/<d>.<d>` (RFC 9112 2.3). The name is case-sensitive.
@@ -288,8 +307,11 @@ fn check_version(v: &[u8], complete: bool) -> Result<Option<Version>, HeadError>
     if !shape_ok {
         return Err(HeadError::BadRequest);
     }
+    // Only a complete line is judged: on a cut line, "HTTP/2.0" may still be followed by
+    // more bytes that make it malformed (400, not 505), and the answer must not depend on how
+    // the head was split into reads (found by the `head` fuzz target).
     match v {
-        [.., major, b'.', minor] if v.len() == SHAPE.len() => match (major, minor) {
+        [.., major, b'.', minor] if complete && v.len() == SHAPE.len() => match (major, minor) {
             (b'1', b'0') => Ok(Some(Version::Http10)),
             (b'1', _) => Ok(Some(Version::Http11)),
             _ => Err(HeadError::VersionNotSupported),
@@ -299,11 +321,6 @@ fn check_version(v: &[u8], complete: bool) -> Result<Option<Version>, HeadError>
     }
 }
 
-/// Host = uri-host [ ":" port ]; an empty value is allowed (RFC 9112 3.2).
-fn is_valid_host(v: &[u8]) -> bool {
-    v.iter().all(|&b| super::target::is_authority_byte(b))
-}
-
 /// Records a field that may appear only once.
 fn set_unique<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) -> Result<(), HeadError> {
     if slot.is_some() {
@@ -311,6 +328,13 @@ fn set_unique<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) -> Result<(), HeadEr
     }
     *slot = Some(v);
     Ok(())
+}
+
+/// Records a date condition. RFC 9110 13.1.3-4: a field value with more than one member is
+/// ignored, and a repeated field is such a list, so a repeat leaves an empty value, which is no
+/// date and so is ignored.
+fn set_date<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) {
+    *slot = Some(if slot.is_some() { b"" } else { v });
 }
 
 fn set_first<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) {
@@ -325,8 +349,9 @@ fn apply_fields<'a>(
 ) -> Result<(), HeadError> {
     let mut host: Option<&[u8]> = None;
     let mut content_length: Option<u64> = None;
-    let mut content_length_is_literal_zero = false;
     let mut transfer_encoding = false;
+    // Whether the last coding of the last Transfer-Encoding field seen is `chunked`.
+    let mut chunked_last = false;
     let mut conn_close = false;
     let mut conn_keep_alive = false;
 
@@ -338,7 +363,7 @@ fn apply_fields<'a>(
         let is = |lit: &[u8]| name.eq_ignore_ascii_case(lit);
         match name.len() {
             4 if is(b"host") => {
-                if !is_valid_host(value) {
+                if !super::host::is_valid_host_field(value) {
                     return Err(HeadError::BadRequest);
                 }
                 set_unique(&mut host, value)?;
@@ -365,13 +390,23 @@ fn apply_fields<'a>(
                 if content_length.is_some() {
                     return Err(HeadError::BadRequest);
                 }
+                // 1*DIGIT (RFC 9110 8.6): "00" is a zero like "0".
                 content_length = Some(parse_u64(value).ok_or(HeadError::BadRequest)?);
-                content_length_is_literal_zero = value == b"0";
             }
             15 if is(b"accept-encoding") => set_first(&mut req.accept_encoding, value),
-            17 if is(b"if-modified-since") => set_first(&mut req.if_modified_since, value),
-            17 if is(b"transfer-encoding") => transfer_encoding = true,
-            19 if is(b"if-unmodified-since") => set_first(&mut req.if_unmodified_since, value),
+            17 if is(b"if-modified-since") => set_date(&mut req.if_modified_since, value),
+            17 if is(b"transfer-encoding") => {
+                transfer_encoding = true;
+                // Fields combine as one list; an empty field adds nothing to it.
+                if let Some(last) = value
+                    .rsplit(|&b| b == b',')
+                    .map(trim_ows)
+                    .find(|t| !t.is_empty())
+                {
+                    chunked_last = last.eq_ignore_ascii_case(b"chunked");
+                }
+            }
+            19 if is(b"if-unmodified-since") => set_date(&mut req.if_unmodified_since, value),
             _ => {}
         }
     }
@@ -383,17 +418,21 @@ fn apply_fields<'a>(
     if transfer_encoding && content_length.is_some() {
         return Err(HeadError::BadRequest);
     }
+    // RFC 9112 6.3: a request whose final coding is not chunked has no knowable length.
+    if transfer_encoding && !chunked_last {
+        return Err(HeadError::BadRequest);
+    }
     match req.method {
         Method::Get | Method::Head => {
             // A body on GET/HEAD has no meaning here and only serves to
             // desynchronize intermediaries, so framing that announces one
-            // is refused outright rather than skipped. Only the canonical
-            // "0" is tolerated (some clients send it); "00" is suspicious.
-            if transfer_encoding || (content_length.is_some() && !content_length_is_literal_zero) {
+            // is refused outright rather than skipped. A zero length (some
+            // clients send one) announces no body.
+            if transfer_encoding || content_length.is_some_and(|n| n != 0) {
                 return Err(HeadError::BadRequest);
             }
         }
-        Method::Other => {
+        Method::NotAllowed | Method::Unknown => {
             req.has_body = transfer_encoding || content_length.is_some_and(|n| n > 0);
         }
     }
@@ -551,9 +590,29 @@ mod tests {
         };
         assert_eq!(m(b"GET / HTTP/1.1"), Ok((Method::Get, b"/".to_vec())));
         assert_eq!(m(b"HEAD /x HTTP/1.1"), Ok((Method::Head, b"/x".to_vec())));
-        assert_eq!(m(b"get / HTTP/1.1").map(|r| r.0), Ok(Method::Other));
-        assert_eq!(m(b"POST / HTTP/1.1").map(|r| r.0), Ok(Method::Other));
-        assert_eq!(m(b"M-SEARCH * HTTP/1.1").map(|r| r.0), Ok(Method::Other));
+        assert_eq!(m(b"get / HTTP/1.1").map(|r| r.0), Ok(Method::Unknown));
+        assert_eq!(m(b"Head / HTTP/1.1").map(|r| r.0), Ok(Method::Unknown));
+        assert_eq!(m(b"M-SEARCH * HTTP/1.1").map(|r| r.0), Ok(Method::Unknown));
+        for known in ["POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH"] {
+            let line = format!("{known} / HTTP/1.1");
+            assert_eq!(m(line.as_bytes()).map(|r| r.0), Ok(Method::NotAllowed));
+        }
+        assert_eq!(
+            m(b"CONNECT example.com:443 HTTP/1.1").map(|r| r.0),
+            Ok(Method::NotAllowed)
+        );
+        assert_eq!(
+            m(b"CONNECT [::1]:443 HTTP/1.1").map(|r| r.0),
+            Ok(Method::NotAllowed)
+        );
+        for not_authority in [
+            &b"CONNECT / HTTP/1.1"[..],
+            b"CONNECT example.com HTTP/1.1",
+            b"CONNECT http://example.com:443/ HTTP/1.1",
+            b"CONNECT * HTTP/1.1",
+        ] {
+            assert_eq!(m(not_authority), Err(HeadError::BadRequest));
+        }
         assert_eq!(
             m(b"GET /\xc3\xa9 HTTP/1.1").map(|r| r.1),
             Ok(b"/\xc3\xa9".to_vec())
@@ -713,6 +772,18 @@ mod tests {
         complete(b"GET / HTTP/1.1\r\nHost:\r\n\r\n");
         complete(b"GET / HTTP/1.1\r\nhOsT: [::1]:8080\r\n\r\n");
         complete(b"GET / HTTP/1.1\r\nHost:  example.com  \r\n\r\n");
+        // RFC 3986 host syntax, not just its characters (the rest is in `host`'s tests).
+        for bad in [
+            &b"a:b:c"[..],
+            b"[::1",
+            b"123.40.56.78:9000:80",
+            b"[ab..cd::ef98:0:7654:321]",
+        ] {
+            let mut b = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+            b.extend_from_slice(bad);
+            b.extend_from_slice(b"\r\n\r\n");
+            assert_eq!(err(&b), HeadError::BadRequest);
+        }
     }
 
     #[test]
@@ -728,7 +799,7 @@ mod tests {
         );
         assert_eq!(
             e(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"),
-            Some(HeadError::BadRequest)
+            None
         );
         assert_eq!(
             e(b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
@@ -772,7 +843,45 @@ mod tests {
         assert!(body(
             b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         ));
-        assert!(body(b"PUT / HTTP/1.0\r\ntransfer-encoding: gzip\r\n\r\n"));
+        assert!(body(
+            b"PUT / HTTP/1.0\r\ntransfer-encoding: gzip, Chunked\r\n\r\n"
+        ));
+        assert!(body(
+            b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked,\r\n\r\n"
+        ));
+        assert!(!body(
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn transfer_encoding_must_end_in_chunked() {
+        for te in [
+            &b"gzip"[..],
+            b"chunked, gzip",
+            b"chunked,gzip ,",
+            b"identity",
+            b"",
+            b"chunkedx",
+        ] {
+            for method in ["POST", "PUT", "FOO"] {
+                let mut b =
+                    format!("{method} / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ").into_bytes();
+                b.extend_from_slice(te);
+                b.extend_from_slice(b"\r\n\r\n");
+                assert_eq!(
+                    err(&b),
+                    HeadError::BadRequest,
+                    "{method} {:?}",
+                    String::from_utf8_lossy(te)
+                );
+            }
+        }
+        // The last field decides: chunked then gzip is refused.
+        assert_eq!(
+            err(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            HeadError::BadRequest
+        );
     }
 
     #[test]
@@ -831,6 +940,13 @@ mod tests {
             err(b"GET / HTTP/1.1\r\nHost: h\r\nIf-Range: \"a\"\r\nIf-Range: \"a\"\r\n\r\n"),
             HeadError::BadRequest
         );
+        // A repeated date field is a list of dates, which is ignored.
+        let (r, _) = complete(
+            b"GET / HTTP/1.1\r\nHost: h\r\nIf-Modified-Since: x\r\nIf-Modified-Since: y\r\n\
+              If-Unmodified-Since: x\r\nIf-Unmodified-Since: y\r\n\r\n",
+        );
+        assert_eq!(r.if_modified_since, Some(&b""[..]));
+        assert_eq!(r.if_unmodified_since, Some(&b""[..]));
         // An empty value is kept as present-but-empty.
         let (r, _) = complete(b"GET / HTTP/1.1\r\nHost: h\r\nRange:\r\n\r\n");
         assert_eq!(r.range, Some(&b""[..]));
@@ -858,6 +974,17 @@ mod tests {
         }
         // obs-text in values is allowed.
         complete(b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: caf\xe9\r\n\r\n");
+    }
+
+    #[test]
+    fn a_version_is_judged_on_the_complete_line_only() {
+        // Cut after "HTTP/0.1" this once said 505, whole it says 400.
+        let whole = b"GET / HTTP/0.1\x1d\r\nHost: h\r\n\r\n";
+        assert_eq!(err(whole), HeadError::BadRequest);
+        partial(&whole[..14]);
+        assert_eq!(err(b"GET / HTTP/2.0\r\n"), HeadError::VersionNotSupported);
+        partial(b"GET / HTTP/2.0");
+        crate::invariants::head(whole);
     }
 
     #[test]

@@ -52,8 +52,8 @@ fn strip_absolute_prefix(raw: &[u8]) -> Result<&[u8], ()> {
         .unwrap_or(after_scheme.len());
     let (authority, rest) = after_scheme.split_at(auth_end);
     // RFC 9110 4.2.1: an empty host is invalid for http(s); 4.2.4: userinfo
-    // is deprecated and must be treated as an error.
-    if authority.is_empty() || !authority.iter().all(|&b| is_authority_byte(b)) {
+    // is deprecated and must be treated as an error (`@` is no host byte).
+    if !super::host::is_valid_authority(authority, false) {
         return Err(());
     }
     Ok(rest)
@@ -68,22 +68,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> 
     }
 }
 
-/// Bytes allowed in `host [ ":" port ]`: reg-name (unreserved, sub-delims,
-/// pct-encoded), IP-literal brackets, and the port colon. Excludes `@`.
-pub fn is_authority_byte(b: u8) -> bool {
-    is_unreserved(b) || is_sub_delim(b) || matches!(b, b':' | b'[' | b']' | b'%')
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-fn is_sub_delim(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
-    )
-}
+use super::host::{is_sub_delim, is_unreserved};
 
 fn hex_val(b: u8) -> Option<u8> {
     match b {

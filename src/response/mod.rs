@@ -13,6 +13,7 @@
 //! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and one shared slice of a
 //! prebuilt buffer whose Date is patched once a second.
 
+mod boundary;
 mod error;
 mod multipart;
 mod negotiate;
@@ -33,6 +34,7 @@ use crate::http::range::RangeDecision;
 use crate::http::request::{Method, Request, Version};
 use crate::http::target::{is_hidden, resolve_target};
 
+pub use boundary::Boundaries;
 pub use error::write_error;
 use error::{error, location_line};
 pub(crate) use prepare::prepare;
@@ -48,8 +50,8 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// The worker is stopping: every response says `Connection: close`.
     pub draining: bool,
-    /// Multipart boundary, fixed per worker.
-    pub boundary: &'a str,
+    /// Where each multipart response's boundary comes from (one source per worker).
+    pub boundaries: &'a mut Boundaries,
 }
 
 /// What was decided for one request: the status and body bytes queued (for the access log and
@@ -75,14 +77,18 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
         version: req.version,
         head_only: req.method == Method::Head,
     };
-    // Method: GET and HEAD only.
-    if req.method == Method::Other {
+    // Method: GET and HEAD only; another one we know is 405, one we do not is 501 (RFC 9110
+    // 15.5.6, 15.6.2).
+    if let Method::NotAllowed | Method::Unknown = req.method {
         // The body of a request we do not read would be parsed as the next request: close.
         let fr = Framing {
             keep: fr.keep && !req.has_body,
             ..fr
         };
-        return error(405, b"Allow: GET, HEAD\r\n", fr, ctx, out);
+        return match req.method {
+            Method::NotAllowed => error(405, b"Allow: GET, HEAD\r\n", fr, ctx, out),
+            _ => error(501, b"", fr, ctx, out),
+        };
     }
     // Target: decoded and normalized, or 400 (and close: we cannot tell what was meant).
     let Ok(target) = resolve_target(req.target) else {
@@ -115,6 +121,7 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     let v = Validators {
         etag: &f.etag,
         last_modified: f.mtime,
+        last_modified_strong: f.lm_strong,
     };
     match not_modified::evaluate(req, &v) {
         Precondition::Proceed => {}
@@ -125,7 +132,7 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     match range::decide(req, &v, f.size) {
         RangeDecision::Full => full(&f, fr, ctx.date, ctx.date_secs, out),
         RangeDecision::Single(r) => range::write(&f, r, fr, ctx.date, out),
-        RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundary, out),
+        RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundaries, out),
         RangeDecision::Unsatisfiable => error(416, &range::unsatisfied_line(f.size), fr, ctx, out),
     }
 }

@@ -4,19 +4,45 @@
 
 use std::collections::VecDeque;
 
+use super::boundary::Boundaries;
 use super::{push_with_body, status_line, Framing, Reply};
 use crate::files::body::Chunk;
-use crate::files::entry::FileEntry;
+use crate::files::entry::{Body, FileEntry};
 use crate::http::range::{write_content_range, ByteRange};
 use crate::http::token::push_u64;
 
-/// 206 with the parts `rs` of the file, in request order, separated by `boundary`.
+/// 206 with the parts `rs` of the file, in request order, separated by a boundary of this
+/// response's own (see `boundary`): for a body in memory, one its parts do not contain.
 pub(super) fn write(
     f: &FileEntry,
     rs: &[ByteRange],
     fr: Framing,
     date: &[u8],
-    boundary: &str,
+    boundaries: &mut Boundaries,
+    out: &mut VecDeque<Chunk>,
+) -> Reply {
+    let boundary = match &f.body {
+        Body::Memory(m) => {
+            let (bytes, at) = m.body();
+            let part = |r: &ByteRange| {
+                let end = (at + r.end as usize + 1).min(bytes.len());
+                bytes.get(at + r.start as usize..end).unwrap_or_default()
+            };
+            let parts: Vec<&[u8]> = rs.iter().map(part).collect();
+            boundaries.next_absent_from(&parts)
+        }
+        Body::Fd(_) => boundaries.fresh(),
+    };
+    write_with(f, rs, fr, date, &boundary, out)
+}
+
+/// `write` with a given boundary.
+fn write_with(
+    f: &FileEntry,
+    rs: &[ByteRange],
+    fr: Framing,
+    date: &[u8],
+    boundary: &[u8],
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
     // Each part: CRLF "--" boundary CRLF, its headers, CRLF, the bytes; then CRLF "--" boundary "--" CRLF.
@@ -25,7 +51,7 @@ pub(super) fn write(
     for r in rs {
         let mut p = Vec::with_capacity(96);
         p.extend_from_slice(b"\r\n--");
-        p.extend_from_slice(boundary.as_bytes());
+        p.extend_from_slice(boundary);
         p.extend_from_slice(b"\r\nContent-Type: ");
         p.extend_from_slice(f.content_type.as_bytes());
         p.extend_from_slice(b"\r\nContent-Range: ");
@@ -35,13 +61,13 @@ pub(super) fn write(
         part_heads.push(p);
     }
     let mut tail = b"\r\n--".to_vec();
-    tail.extend_from_slice(boundary.as_bytes());
+    tail.extend_from_slice(boundary);
     tail.extend_from_slice(b"--\r\n");
     total += tail.len() as u64;
 
     let mut h = status_line(206, date);
     h.extend_from_slice(b"Content-Type: multipart/byteranges; boundary=");
-    h.extend_from_slice(boundary.as_bytes());
+    h.extend_from_slice(boundary);
     h.extend_from_slice(b"\r\nContent-Length: ");
     push_u64(&mut h, total);
     h.extend_from_slice(b"\r\n");
@@ -85,13 +111,16 @@ mod tests {
         let mut out = VecDeque::new();
         let fr = framing(true, Version::Http11, false);
         assert_eq!(BODY.len(), 173);
-        assert_eq!(write(&f, &rs, fr, DATE, "B0", &mut out), fr.reply(206, 173));
+        assert_eq!(
+            write_with(&f, &rs, fr, DATE, b"B0", &mut out),
+            fr.reply(206, 173)
+        );
         assert_eq!(wire(&out), format!("{HEAD}\r\n{BODY}"));
 
         // From an fd: the same bytes, the parts as file ranges; a HEAD: the head alone.
         let f = entry(b"/a.txt", b"0123456789", false);
         out.clear();
-        write(&f, &rs, fr, DATE, "B0", &mut out);
+        write_with(&f, &rs, fr, DATE, b"B0", &mut out);
         assert_eq!(
             wire(&out),
             format!(
@@ -102,7 +131,33 @@ mod tests {
         );
         out.clear();
         let fr = framing(false, Version::Http11, true);
-        assert_eq!(write(&f, &rs, fr, DATE, "B0", &mut out), fr.reply(206, 0));
+        assert_eq!(
+            write_with(&f, &rs, fr, DATE, b"B0", &mut out),
+            fr.reply(206, 0)
+        );
         assert_eq!(wire(&out), format!("{HEAD}Connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn each_response_has_its_own_boundary() {
+        let rs = [
+            ByteRange { start: 0, end: 1 },
+            ByteRange { start: 3, end: 4 },
+        ];
+        let f = entry(b"/a.txt", b"0123456789", true);
+        let fr = framing(true, Version::Http11, false);
+        let mut boundaries = Boundaries::new();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let mut out = VecDeque::new();
+            write(&f, &rs, fr, DATE, &mut boundaries, &mut out);
+            let w = wire(&out);
+            let at = w.find("boundary=").unwrap() + "boundary=".len();
+            let b = w[at..at + 32].to_string();
+            assert_eq!(w.matches(&format!("--{b}\r\n")).count(), 2);
+            assert!(w.ends_with(&format!("\r\n--{b}--\r\n")));
+            assert!(!seen.contains(&b));
+            seen.push(b);
+        }
     }
 }

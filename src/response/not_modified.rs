@@ -42,6 +42,7 @@ mod tests {
         let v = Validators {
             etag: b"\"e\"",
             last_modified: 0,
+            last_modified_strong: true,
         };
         let eval = |head: &[u8]| evaluate(&request(head), &v);
         assert_eq!(eval(b""), Precondition::Proceed);

@@ -17,7 +17,12 @@ use crate::http::request::Version;
 /// The header lines and, if the bytes are resident, the prebuilt head of a new entry.
 pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
     let mut lines = Vec::with_capacity(128);
-    file_lines(&mut lines, facts.mtime, facts.etag);
+    // A date that could name two versions is not sent (see `http::conditional`).
+    file_lines(
+        &mut lines,
+        facts.lm_strong.then_some(facts.mtime),
+        facts.etag,
+    );
     if facts.coding != Coding::Identity {
         header_line(&mut lines, "Content-Encoding", facts.coding.token());
     }
@@ -62,6 +67,7 @@ mod tests {
             coding: Coding::Identity,
             size: 5,
             mtime: 784111777,
+            lm_strong: true,
             etag: b"\"1-5-0\"",
             content_type: "text/html; charset=utf-8",
             resident,
@@ -86,6 +92,15 @@ mod tests {
         assert!(
             p.head.is_empty() && p.date_at.is_none(),
             "no head for an fd"
+        );
+        // A version seen during its own last-modified second: no date that could name another.
+        let weak = Facts {
+            lm_strong: false,
+            ..facts(false)
+        };
+        assert_eq!(
+            &prepare(&cfg(None), &weak).lines[..],
+            b"ETag: \"1-5-0\"\r\nAccept-Ranges: bytes\r\nVary: Accept-Encoding\r\n"
         );
         let p = prepare(&cfg(Some("max-age=60")), &facts(false));
         assert!(p

@@ -63,6 +63,7 @@ mod tests {
         let v = Validators {
             etag: b"\"e\"",
             last_modified: 0,
+            last_modified_strong: true,
         };
         let decide = |lines: &[u8]| decide(&request(lines), &v, 10);
         let one = RangeDecision::Single(ByteRange { start: 2, end: 4 });

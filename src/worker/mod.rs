@@ -158,17 +158,12 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_inactive_ms,
     );
     let clock = Clock::new();
-    let boundary = format!(
-        "{:016x}{:04x}",
-        clock.now_ms ^ (std::process::id() as u64) << 32,
-        spec.index
-    );
     let mut w = Worker {
         ring: Submitter::new(ring),
         bufs,
         listeners,
         conns: Slots::default(),
-        site: Site::new(cache, root, boundary, access_log),
+        site: Site::new(cache, root, access_log),
         cfg,
         clock,
         tick_ts: Box::new(types::Timespec::new().nsec((TICK_MS * 1_000_000) as u32)),

@@ -1,5 +1,5 @@
 //! The worker's request-path state apart from connections and the ring: the open-file cache,
-//! the root, the multipart boundary, the access log and the request counter. Wired to a
+//! the root, the multipart boundaries' source, the access log and the request counter. Wired to a
 //! connection's session as its [`Handler`] for the duration of one `feed`. An answered request
 //! leaves a record of its log line in its session; the line is written by `log_ended` once the
 //! response has ended, with the body bytes that left.
@@ -14,28 +14,23 @@ use crate::files::body::Chunk;
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
 use crate::http::request::{Request, Version};
-use crate::response::{respond, write_error, Ctx, Reply};
+use crate::response::{respond, write_error, Boundaries, Ctx, Reply};
 use crate::session::{Handler, Intake};
 
 pub struct Site {
     cache: FileCache,
     root: Root,
-    boundary: String,
+    boundaries: Boundaries,
     access_log: Option<AccessLog>,
     requests: u64,
 }
 
 impl Site {
-    pub fn new(
-        cache: FileCache,
-        root: Root,
-        boundary: String,
-        access_log: Option<AccessLog>,
-    ) -> Site {
+    pub fn new(cache: FileCache, root: Root, access_log: Option<AccessLog>) -> Site {
         Site {
             cache,
             root,
-            boundary,
+            boundaries: Boundaries::new(),
             access_log,
             requests: 0,
         }
@@ -90,6 +85,18 @@ impl Site {
         c.session.feed(data, &mut h)
     }
 
+    /// The header timeout ran out: a half-sent head gets 408; returns whether one was queued.
+    pub fn time_out(
+        &mut self,
+        c: &mut Conn,
+        cfg: &ServeConfig,
+        clock: &Clock,
+        draining: bool,
+    ) -> bool {
+        let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
+        c.session.time_out(&mut h)
+    }
+
     /// Answers the requests a session held back while its output was full.
     pub fn resume(
         &mut self,
@@ -118,7 +125,7 @@ impl Site {
                 date_secs: clock.date_secs,
                 now_ms: clock.now_ms,
                 draining,
-                boundary: &self.boundary,
+                boundaries: &mut self.boundaries,
             },
             log: self.access_log.as_mut(),
             requests: &mut self.requests,

@@ -24,7 +24,7 @@ impl Worker {
     pub(super) fn on_tick(&mut self) {
         let now = self.clock.now_ms;
         for slot in self.conns.select(|c| c.expired(now)) {
-            self.begin_close(slot);
+            self.time_out(slot);
         }
         if self.draining {
             if now >= self.drain_deadline_ms {
@@ -43,6 +43,18 @@ impl Worker {
         self.flush_log(true);
         self.accept_tick();
         self.arm_tick();
+    }
+
+    /// A connection's timeout ran out. A half-sent head is answered with 408 and then closed;
+    /// anything else (an idle keep-alive connection, a send that made no progress, a linger)
+    /// is closed at once, silently.
+    fn time_out(&mut self, slot: u32) {
+        let Some(c) = self.conns.at(slot) else { return };
+        let answerable = c.life() == Lifecycle::Open && c.writing() == crate::conn::Writing::Idle;
+        if answerable && self.site.time_out(c, &self.cfg, &self.clock, self.draining) {
+            return self.progress(slot);
+        }
+        self.begin_close(slot);
     }
 
     pub(super) fn arm_signal(&mut self) {

@@ -56,6 +56,20 @@ impl TempDir {
         p
     }
 
+    /// Like `write`, with the file's modification time an hour ago, as most files a server
+    /// serves are: a file written during the current second gets no Last-Modified (its date
+    /// cannot tell it from another version written in the same second).
+    pub fn write_aged<P: AsRef<Path>>(&self, rel: P, content: &[u8]) -> PathBuf {
+        let p = self.write(rel, content);
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("set the test file's mtime");
+        p
+    }
+
     /// Like `write`, then sets the file's `mode`; the parent directory is 0755.
     pub fn write_mode<P: AsRef<Path>>(&self, rel: P, content: &[u8], mode: u32) -> PathBuf {
         if let Some(parent) = self.path.join(&rel).parent() {
