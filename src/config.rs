@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::cidr::Cidr;
 use crate::files::entry::Coding;
 
 /// A static-file HTTP/1.1 server for Linux: one pinned io_uring worker per CPU core.
@@ -61,8 +62,26 @@ pub struct Cli {
     root_flag: Option<PathBuf>,
 
     /// Address to listen on, IPv4 or [IPv6] with a port; repeatable; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
-    pub listen: Vec<SocketAddr>,
+    /// `ADDR:PORT,proxy-protocol`: every connection must start with a PROXY protocol header
+    /// (v1 or v2) from a load balancer, whose client address is then the one logged.
+    #[arg(long, value_name = "ADDR:PORT[,proxy-protocol]", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    pub listen: Vec<ListenSpec>,
+
+    /// Peers allowed to send a PROXY protocol header (CIDR or address; repeatable). Without it,
+    /// any peer of a proxy-protocol listener may; with it, a connection from any other peer
+    /// is closed unread.
+    #[arg(long, value_name = "CIDR", value_parser = Cidr::parse)]
+    pub trusted_proxy: Vec<Cidr>,
+
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address, from the master
+    /// (off unless set). Meant for a private network or loopback, not the public.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = parse_addr)]
+    pub status_listen: Option<SocketAddr>,
+
+    /// On SIGTERM or SIGQUIT, first turn /readyz to 503 and keep serving normally for this
+    /// long (so a load balancer's health check takes the instance out), then stop gracefully.
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_secs)]
+    pub drain_delay: Duration,
 
     /// Hand a connection to a worker only once its first request bytes have arrived
     /// (TCP_DEFER_ACCEPT, 1 s, as nginx's `listen ... deferred`): one wakeup per connection
@@ -217,8 +236,8 @@ pub struct WorkerSpec {
     pub index: usize,
     /// The CPU to pin to, or None when pinning is not possible (more workers than CPUs is allowed).
     pub cpu: Option<usize>,
-    /// Inherited listening sockets to accept on.
-    pub fds: Vec<i32>,
+    /// Inherited listening sockets to accept on, each with whether it is a proxy-protocol one.
+    pub fds: Vec<(i32, bool)>,
     /// The scoreboard memfd and this worker's slot in it.
     pub board: Option<(i32, usize)>,
 }
@@ -313,6 +332,9 @@ pub fn load(args: &[std::ffi::OsString]) -> Result<Loaded, clap::Error> {
 const FILE_OPTIONS: &[&str] = &[
     "root",
     "listen",
+    "trusted-proxy",
+    "status-listen",
+    "drain-delay",
     "workers",
     "defer-accept",
     "cache-valid",
@@ -401,10 +423,48 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// A `--listen` value: the address, and its options after commas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenSpec {
+    pub addr: SocketAddr,
+    /// Connections must start with a PROXY protocol header.
+    pub proxy_protocol: bool,
+}
+
+impl std::fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if self.proxy_protocol {
+            f.write_str(",proxy-protocol")?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().map_err(|_| {
         format!("`{s}` is not ADDR:PORT (examples: 127.0.0.1:8080, 0.0.0.0:80, [::1]:8080)")
     })
+}
+
+fn parse_listen(s: &str) -> Result<ListenSpec, String> {
+    let mut parts = s.split(',');
+    let addr = parse_addr(parts.next().unwrap_or(""))?;
+    let mut spec = ListenSpec {
+        addr,
+        proxy_protocol: false,
+    };
+    for opt in parts {
+        match opt {
+            "proxy-protocol" => spec.proxy_protocol = true,
+            _ => {
+                return Err(format!(
+                    "`{opt}` in `{s}` is not a listener option (the one there is: proxy-protocol)"
+                ))
+            }
+        }
+    }
+    Ok(spec)
 }
 
 fn parse_workers(s: &str) -> Result<Workers, String> {
@@ -500,7 +560,10 @@ fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
         .ok_or_else(err)?
         .split(',')
         .filter(|f| !f.is_empty())
-        .map(|f| f.parse::<i32>().map_err(|_| err()))
+        .map(|f| match f.strip_suffix('p') {
+            Some(fd) => fd.parse::<i32>().map(|fd| (fd, true)).map_err(|_| err()),
+            None => f.parse::<i32>().map(|fd| (fd, false)).map_err(|_| err()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let board = match parts.next() {
         None | Some("-") => None,
@@ -523,7 +586,11 @@ fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
 impl WorkerSpec {
     pub fn to_arg(&self) -> String {
         let cpu = self.cpu.map_or("-".to_string(), |c| c.to_string());
-        let fds: Vec<String> = self.fds.iter().map(|f| f.to_string()).collect();
+        let fds: Vec<String> = self
+            .fds
+            .iter()
+            .map(|&(fd, proxy)| format!("{fd}{}", if proxy { "p" } else { "" }))
+            .collect();
         let board = self
             .board
             .map_or("-".to_string(), |(fd, slot)| format!("{fd}/{slot}"));
@@ -549,6 +616,8 @@ pub struct ServeConfig {
     pub keepalive_timeout_ms: u64,
     pub send_timeout_ms: u64,
     pub shutdown_timeout_ms: u64,
+    /// Who may send a PROXY protocol header (empty: any peer of a proxy-protocol listener).
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 impl From<&Cli> for ServeConfig {
@@ -570,6 +639,7 @@ impl From<&Cli> for ServeConfig {
             keepalive_timeout_ms: ms(c.keepalive_timeout),
             send_timeout_ms: ms(c.send_timeout),
             shutdown_timeout_ms: ms(c.shutdown_timeout),
+            trusted_proxies: c.trusted_proxy.clone(),
         }
     }
 }
@@ -632,14 +702,14 @@ mod tests {
         let s = WorkerSpec {
             index: 3,
             cpu: Some(7),
-            fds: vec![4, 9],
+            fds: vec![(4, false), (9, true)],
             board: Some((12, 40)),
         };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
         let s = WorkerSpec {
             index: 0,
             cpu: None,
-            fds: vec![3],
+            fds: vec![(3, false)],
             board: None,
         };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
@@ -703,7 +773,7 @@ mod tests {
         assert_eq!(c.workers, Workers::Count(2));
         assert_eq!(c.cache_valid, Duration::from_secs(5));
         assert_eq!(c.access_log_format, LogFormat::Json);
-        assert_eq!(c.listen, vec!["127.0.0.1:1".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(c.listen, vec![parse_listen("127.0.0.1:1").unwrap()]);
         let args: Vec<std::ffi::OsString> =
             ["--config", f.to_str().unwrap(), "--listen", "127.0.0.1:2"]
                 .iter()
@@ -711,7 +781,7 @@ mod tests {
                 .collect();
         assert_eq!(
             load(&args).unwrap().cli.listen,
-            vec!["127.0.0.1:2".parse::<SocketAddr>().unwrap()]
+            vec![parse_listen("127.0.0.1:2").unwrap()]
         );
         std::fs::write(&f, "workers zero\n").unwrap();
         assert!(load(&args).is_err());
@@ -730,6 +800,32 @@ mod tests {
         let e = check_root(&dir.join("missing")).unwrap_err();
         assert!(e.contains("missing") && !e.contains("os error"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn listen_options_and_balancer_flags() {
+        let l = parse_listen("0.0.0.0:80,proxy-protocol").unwrap();
+        assert_eq!(l.addr, "0.0.0.0:80".parse::<SocketAddr>().unwrap());
+        assert!(l.proxy_protocol);
+        assert!(!parse_listen("[::1]:8080").unwrap().proxy_protocol);
+        let e = parse_listen("0.0.0.0:80,proxy").unwrap_err();
+        assert!(e.contains("`proxy`") && e.contains("proxy-protocol"), "{e}");
+        assert!(parse_listen("localhost:80").is_err());
+        let a = config_file_args(
+            "listen 127.0.0.1:1,proxy-protocol\ntrusted-proxy 10.0.0.0/8\ntrusted-proxy 127.0.0.1\nstatus-listen 127.0.0.1:9\ndrain-delay 5\n",
+        )
+        .unwrap();
+        let mut argv = vec!["ringstatic".to_string()];
+        argv.extend(a);
+        let c = Cli::try_parse_from(argv).unwrap();
+        assert_eq!(c.trusted_proxy.len(), 2);
+        assert_eq!(c.drain_delay, Duration::from_secs(5));
+        assert_eq!(c.status_listen, Some("127.0.0.1:9".parse().unwrap()));
+        assert!(c.listen[0].proxy_protocol);
+        let d = Cli::try_parse_from(["ringstatic"]).unwrap();
+        assert_eq!((d.drain_delay, d.status_listen), (Duration::ZERO, None));
+        assert!(Cli::try_parse_from(["ringstatic", "--trusted-proxy", "10.0.0.1/8"]).is_err());
+        assert!(Cli::try_parse_from(["ringstatic", "--status-listen", "9100"]).is_err());
     }
 
     #[test]

@@ -84,6 +84,15 @@ pub struct Conn {
     idle_since_ms: u64,
     /// The client's address as text, kept only when the access log is on.
     pub peer: Option<Box<[u8]>>,
+    /// On a proxy-protocol listener, until its header is complete: the header bytes so far
+    /// (empty, and unallocated, until a header arrives split across reads).
+    pub proxy: Option<Vec<u8>>,
+    /// Responses queued and not yet all sent, and when the first of them was read (for the
+    /// time-to-last-byte histogram).
+    unsent: u32,
+    queued_at_ms: u64,
+    /// The keep-alive timeout (not the header timeout) is the one running.
+    keepalive: bool,
     /// The pipe of a splice transfer in flight (`--large-body splice`), from the worker's pool.
     pub pipe: Option<Pipe>,
     /// What a sendmsg in flight points at, lent by the worker's pool; untouched (and not given
@@ -132,6 +141,10 @@ impl Conn {
             head_started: false,
             idle_since_ms: now_ms,
             peer: None,
+            proxy: None,
+            unsent: 0,
+            queued_at_ms: 0,
+            keepalive: false,
             pipe: None,
             bufs: None,
         }
@@ -435,12 +448,50 @@ impl Conn {
     pub fn await_request(&mut self, now_ms: u64, keepalive_ms: u64, header_ms: u64) {
         if !self.session.has_input() {
             self.head_started = false;
+            self.keepalive = true;
             self.idle_since_ms = now_ms;
             self.deadline_ms = now_ms + keepalive_ms;
         } else if !self.head_started {
             self.head_started = true;
+            self.keepalive = false;
             self.deadline_ms = now_ms + header_ms;
         }
+    }
+
+    /// Which timeout `expired` reports, as `metrics::TIMEOUT_KINDS` orders them: header,
+    /// keepalive, send, linger.
+    pub fn timeout_kind(&self) -> usize {
+        if self.life == Lifecycle::Lingering {
+            3
+        } else if self.writing != Writing::Idle || !self.session.out().is_empty() {
+            2
+        } else if self.keepalive && !self.head_started {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// `n` responses were queued at `now_ms`.
+    #[inline]
+    pub fn queued(&mut self, n: u64, now_ms: u64) {
+        if n > 0 {
+            if self.unsent == 0 {
+                self.queued_at_ms = now_ms;
+            }
+            self.unsent = self.unsent.saturating_add(n as u32);
+        }
+    }
+
+    /// The output has drained: the responses queued since it was last empty are all sent.
+    /// Returns how many, and how long since the first was queued.
+    #[inline]
+    pub fn all_sent(&mut self, now_ms: u64) -> Option<(u64, u64)> {
+        if self.unsent == 0 || !self.session.out().is_empty() {
+            return None;
+        }
+        let n = std::mem::take(&mut self.unsent) as u64;
+        Some((n, now_ms.saturating_sub(self.queued_at_ms)))
     }
 
     /// How long the connection has been idle.
@@ -598,5 +649,42 @@ mod tests {
         assert_eq!(c.idle_for(20_500), 500);
         assert!(c.begin_closing());
         assert!(!c.expired(u64::MAX), "a closing connection has no timeout");
+    }
+
+    #[test]
+    fn timeout_kinds_follow_the_state() {
+        let mut c = conn();
+        assert_eq!(
+            c.timeout_kind(),
+            0,
+            "a new connection waits for its first head"
+        );
+        c.await_request(20_000, 60_000, 10_000);
+        assert_eq!(c.timeout_kind(), 1, "between requests");
+        c.session.out_mut().push_back(Chunk::Owned {
+            buf: b"hello".to_vec(),
+            pos: 0,
+        });
+        assert_eq!(c.timeout_kind(), 2, "a response is being sent");
+        c.session.consume(5);
+        assert!(c.start_linger(30_000));
+        assert_eq!(c.timeout_kind(), 3);
+    }
+
+    #[test]
+    fn responses_are_timed_from_queueing_to_the_last_byte() {
+        let mut c = conn();
+        c.queued(0, 100);
+        assert_eq!(c.all_sent(150), None, "nothing queued");
+        c.queued(2, 100);
+        c.queued(1, 120);
+        c.session.out_mut().push_back(Chunk::Owned {
+            buf: b"x".to_vec(),
+            pos: 0,
+        });
+        assert_eq!(c.all_sent(130), None, "still sending");
+        c.session.consume(1);
+        assert_eq!(c.all_sent(140), Some((3, 40)), "timed from the first");
+        assert_eq!(c.all_sent(150), None, "counted once");
     }
 }

@@ -3,7 +3,7 @@
 //! Module map: every file, grouped by process and in the order a request meets them. The why
 //! behind the design is in `docs/design.md`.
 //!
-//! **Start-up and the master process** (one thread, no request work)
+//! **Start-up and the master process** (one thread, and the status listener's; no request work)
 //! - `config`     the command line and config file: typed, validated settings with defaults;
 //!   `ServeConfig` is what a worker's request path reads
 //! - `control`    `-t` (check the configuration) and `-s reload|reopen|quit|stop`
@@ -12,12 +12,16 @@
 //!   - `master::reload`    SIGHUP: new workers first, old ones retire, or back to the old config
 //!   - `master::upgrade`   SIGUSR2 binary upgrade: the old master's side and the new one's
 //!   - `master::systemd`   what systemd is told: READY, RELOADING, STATUS, watchdog, fd store
+//!   - `master::status`    the status listener's thread: /metrics, /healthz, /readyz
+//!   - `master::exposition` the Prometheus text of /metrics, from the scoreboard
 //!   - `master::signals`   how the master sleeps: a signalfd, the upgrade pipe, the next due time
 //!   - `master::setup`     process plumbing: file limit, CPUs, error log, a child's pre-exec
 //! - `inherit`    listening sockets: bound, from systemd (activation, fd store), or an old master
 //!   - `inherit::claim` one instance per address: a fresh address is probed without SO_REUSEPORT
 //! - `notify`     the systemd notify protocol (READY, RELOADING, STATUS, WATCHDOG, FDSTORE)
 //! - `scoreboard` the shared mapping where each worker publishes its state and counters
+//! - `metrics`    what a worker counts (a plain array of its own) and the metrics' names
+//! - `cidr`       address ranges for `--trusted-proxy`
 //! - `sigset`     the signal sets the master, the workers and `-s` block or wait for
 //! - `pidfile`    the pid file, locked for the master's life, with nginx's `.oldbin` during an upgrade
 //! - `precompress` the `ringstatic compress ROOT` subcommand: writes `.br`/`.zst`/`.gz` siblings
@@ -28,6 +32,7 @@
 //!   - `worker::slots`    the connection table: slots and generations
 //!   - `worker::accept`   listeners, one accept at a time, never past `--max-connections`
 //!   - `worker::recv`     the first read, the multishot recv, feeding the session
+//!   - `worker::proxy`    a proxy-protocol listener's trusted peers and PROXY header, before HTTP
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
 //!   - `worker::pool`     output queues and send buffers, lent to a connection only while busy
@@ -53,7 +58,8 @@
 //!     `http::target` decoding and normalisation;
 //!     `http::range`, `http::conditional`, `http::date`; `http::head` header lines;
 //!     `http::accept_encoding` the client's content codings and weights;
-//!     `http::status` reason phrases and error bodies; `http::token` shared lexing
+//!     `http::status` reason phrases and error bodies; `http::token` shared lexing;
+//!     `http::proxy_protocol` the PROXY protocol header (v1, v2) a load balancer sends first
 //! - `response`   the pipeline: method -> target -> dotfiles -> cache -> coding -> preconditions
 //!   -> range
 //!   - `response::negotiate`    Accept-Encoding: which representation (identity, br, zstd, gzip)
@@ -78,8 +84,9 @@
 //! **Where to add**
 //! - a header for some paths: matched in `response::prepare`, against rules compiled once into
 //!   `config::ServeConfig`; it lands in the entry's lines and prebuilt head, so a hit pays nothing.
-//! - a per-worker counter: a plain field incremented on the request path (`worker::site` or the
-//!   worker), published on the tick through `scoreboard` (`worker::tick`), read by the master.
+//! - a per-worker counter: an index in `metrics` (and a `metrics::DEFS` line naming it),
+//!   incremented on the request path (`worker::site` or the worker), published on the tick
+//!   through `scoreboard` (`worker::tick`), shown by `master::exposition`.
 //! - a new content encoding: a `files::entry::Coding` variant (token and sibling suffix there),
 //!   its encoder in `files::codec`, its weight in `http::accept_encoding` and its place in
 //!   `response::negotiate`'s order.
@@ -90,6 +97,7 @@
 //! `ring` that measures the kernel's share of a request (`bench/run.sh --peers floor`).
 
 pub mod accesslog;
+pub mod cidr;
 pub mod config;
 pub mod conn;
 pub mod control;
@@ -98,6 +106,7 @@ pub mod http;
 pub mod inherit;
 pub mod invariants;
 pub mod master;
+pub mod metrics;
 pub mod mime;
 pub mod notify;
 pub mod pidfile;

@@ -19,6 +19,8 @@ pub struct Slot {
     pub heartbeat: AtomicU64,
     pub connections: AtomicU64,
     pub requests: AtomicU64,
+    /// The worker's counters as of its last tick (`metrics` names them).
+    pub counters: [AtomicU64; crate::metrics::COUNT],
 }
 
 /// The master's view: `len` slots.
@@ -73,6 +75,47 @@ impl Scoreboard {
         s.heartbeat.store(0, Ordering::Relaxed);
         s.connections.store(0, Ordering::Relaxed);
         s.requests.store(0, Ordering::Relaxed);
+        for c in &s.counters {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A second mapping of the same slots, for a thread of the master that only reads them (the
+    /// status listener).
+    pub fn reader(&self) -> io::Result<BoardReader> {
+        let bytes = self.len * std::mem::size_of::<Slot>();
+        let ptr = map(self.fd.as_raw_fd(), bytes)?;
+        Ok(BoardReader { ptr, len: self.len })
+    }
+}
+
+/// A read-only user of the scoreboard in another thread of the master.
+pub struct BoardReader {
+    ptr: *mut Slot,
+    len: usize,
+}
+
+// SAFETY: the mapping is shared memory of atomics only, valid until drop; moving the owner to
+// another thread changes nothing about who may touch it.
+unsafe impl Send for BoardReader {}
+
+impl BoardReader {
+    pub fn slot(&self, i: usize) -> &Slot {
+        assert!(i < self.len);
+        // SAFETY: i < len, inside the mapping, which lives as long as self; all atomics.
+        unsafe { &*self.ptr.add(i) }
+    }
+}
+
+impl Drop for BoardReader {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping of this length.
+        unsafe {
+            libc::munmap(
+                self.ptr as *mut libc::c_void,
+                self.len * std::mem::size_of::<Slot>(),
+            )
+        };
     }
 }
 

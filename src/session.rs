@@ -348,6 +348,7 @@ mod tests {
             Reply {
                 status,
                 body_bytes: req.target.len() as u64,
+                coding: crate::files::entry::Coding::Identity,
                 disposition: if req.keep_alive && status == 200 {
                     Disposition::KeepAlive
                 } else {

@@ -544,3 +544,52 @@ fn socket_activation_with_systemd_socket_activate() {
         .expect("no exit after SIGTERM");
     assert_eq!(st.code(), Some(0), "{}", srv.log());
 }
+
+#[test]
+fn notify_says_draining_during_a_drain_delay() {
+    let d = site("notify-drain");
+    let path = d.join("notify.sock");
+    let ns = NotifySocket::new(UnixDatagram::bind(&path).expect("bind notify socket"));
+    let mut a = args(&d.join("www"));
+    a.splice(0..0, ["--drain-delay".to_string(), "3".to_string()]);
+    let mut srv = Server::spawn_env(
+        &a,
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+        &[
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
+        ],
+        1,
+    );
+    ns.wait(0, Duration::from_secs(15), "READY=1", |m| {
+        m.has_line("READY=1")
+    });
+    let from = ns.len();
+    srv.signal(libc::SIGTERM);
+    let (i, drain) = ns.wait(from, Duration::from_secs(5), "STOPPING=1", |m| {
+        m.has_line("STOPPING=1")
+    });
+    let status = drain.value("STATUS").unwrap_or_default().to_string();
+    assert!(status.starts_with("draining: not ready"), "{status:?}");
+    // Served during the delay, then the graceful stop says so too.
+    assert_eq!(
+        quick_get(srv.addr, Duration::from_secs(3)).map(|r| r.status),
+        Ok(200)
+    );
+    ns.wait(
+        i + 1,
+        Duration::from_secs(10),
+        "the graceful stop's STATUS",
+        |m| {
+            m.value("STATUS")
+                .is_some_and(|s| s.starts_with("stopping: finishing responses"))
+        },
+    );
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit after the delay");
+    assert_eq!(st.code(), Some(0), "{}", srv.log());
+}

@@ -91,6 +91,21 @@ pub struct FileCache {
     max_mapped: usize,
     /// Where the tick's revalidation walk resumes (an index into `nodes`).
     sweep_at: usize,
+    /// Counted for the metrics (plain fields: the worker publishes them on its tick).
+    pub stats: CacheStats,
+}
+
+/// What the cache did, for the metrics.
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries dropped to make room (not stale ones replaced).
+    pub evictions: u64,
+    /// Entries that hold a file descriptor open now.
+    pub open_fds: u64,
+    /// Representations compressed on the fly.
+    pub compressions: u64,
 }
 
 /// Open entries the tick checks at most, per tick (an fstat each): with the 250 ms tick, 8,192 a
@@ -131,6 +146,7 @@ impl FileCache {
             mapped: 0,
             max_mapped: max_map_count() / 2,
             sweep_at: 0,
+            stats: CacheStats::default(),
         }
     }
 
@@ -154,6 +170,7 @@ impl FileCache {
                 let v = node.value.clone();
                 self.nodes[idx as usize].used_at_ms = now_ms;
                 self.touch(idx);
+                self.stats.hits += 1;
                 return v;
             }
             // Stale: a file whose version is unchanged is kept; anything else is looked up anew,
@@ -166,12 +183,14 @@ impl FileCache {
                         self.nodes[idx as usize].checked_at_ms = now_ms;
                         self.nodes[idx as usize].used_at_ms = now_ms;
                         self.touch(idx);
+                        self.stats.hits += 1;
                         return v;
                     }
                 }
             }
             self.remove(idx);
         }
+        self.stats.misses += 1;
         let value = self.resolve(root, key, prepare);
         if let Lookup::Status(500 | 503) = value {
             return value; // transient: don't cache
@@ -230,9 +249,12 @@ impl FileCache {
                     Err(e) => return Lookup::Status(status_for_errno(&e)),
                 }
             }
-            Found::Compressed(bytes) => Lookup::File(Rc::new(FileEntry::compressed(
-                &bytes, key.path, key.coding, origin, prepare,
-            ))),
+            Found::Compressed(bytes) => {
+                self.stats.compressions += 1;
+                Lookup::File(Rc::new(FileEntry::compressed(
+                    &bytes, key.path, key.coding, origin, prepare,
+                )))
+            }
             Found::Nothing => Lookup::Status(404),
             Found::Transient => return Lookup::Status(503),
         };
@@ -294,6 +316,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
         let node = Node {
             key: key.path.into(),
@@ -317,6 +340,7 @@ impl FileCache {
         };
         self.bytes += bytes;
         self.mapped += maps as usize;
+        self.stats.open_fds += holds_fd(&self.nodes[idx as usize].value) as u64;
         self.maps[key.coding.index()].insert(key.path.into(), idx);
         self.link_front(idx);
     }
@@ -328,6 +352,7 @@ impl FileCache {
         let value = std::mem::replace(&mut node.value, Lookup::Status(404));
         self.bytes -= entry_bytes(&value);
         self.mapped -= is_mapped(&value) as usize;
+        self.stats.open_fds -= holds_fd(&value) as u64;
         self.maps[node.coding.index()].remove(&key);
         self.free.push(idx);
         // `value` drops here: the fd closes unless a transfer still holds it.
@@ -388,6 +413,7 @@ impl FileCache {
                 break;
             }
             self.remove(self.tail);
+            self.stats.evictions += 1;
         }
     }
 
@@ -445,6 +471,10 @@ impl FileCache {
     pub fn memory_bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+fn holds_fd(v: &Lookup) -> bool {
+    matches!(v, Lookup::File(f) if matches!(f.body, Body::Fd(_)))
 }
 
 /// The private bytes an entry holds (a mapped file's head; the mapped bytes are the page cache's).
@@ -585,6 +615,41 @@ mod tests {
         // Two small files' heads; the evicted one no longer counts.
         assert!(c.memory_bytes() < 2 * 512, "{}", c.memory_bytes());
         assert_eq!(c.mapped(), 1, "one file mapped: b (a was evicted)");
+        // Four lookups opened something, none was answered from the cache, and two entries
+        // went to make room (the limit is 2).
+        assert_eq!(
+            c.stats,
+            CacheStats {
+                hits: 0,
+                misses: 4,
+                evictions: 2,
+                open_fds: 0,
+                compressions: 0
+            }
+        );
+        assert!(matches!(
+            lookup(&mut c, &root, b"/b.txt", 1),
+            Lookup::File(_)
+        ));
+        assert_eq!(c.stats.hits, 1);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn open_fds_count_the_files_sent_from_their_descriptor() {
+        let d = tmpdir("fds");
+        std::fs::write(d.join("big"), vec![7u8; 100]).unwrap();
+        std::fs::write(d.join("small"), b"s").unwrap();
+        let root = Root::open(&d).unwrap();
+        // Inline up to 10 bytes: "big" keeps its descriptor, "small" its bytes.
+        let mut c = FileCache::new(1, 1 << 20, 10, 1000, 60_000);
+        assert!(matches!(lookup(&mut c, &root, b"/big", 0), Lookup::File(_)));
+        assert_eq!(c.stats.open_fds, 1);
+        assert!(matches!(
+            lookup(&mut c, &root, b"/small", 0),
+            Lookup::File(_)
+        ));
+        assert_eq!((c.stats.open_fds, c.stats.evictions), (0, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
 

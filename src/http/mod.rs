@@ -14,12 +14,14 @@
 //!   (Last-Modified, ETag, Accept-Ranges, configured ones), entity lines, Connection.
 //! - [`status`]: reason phrases and canned error bodies.
 //! - [`token`]: optional whitespace and decimal numbers, shared by the above.
+//! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) a load balancer sends first.
 
 pub mod accept_encoding;
 pub mod conditional;
 pub mod date;
 pub mod head;
 pub mod host;
+pub mod proxy_protocol;
 pub mod range;
 pub mod request;
 pub mod status;

@@ -13,6 +13,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 mod claim;
 
+use crate::config::ListenSpec;
+
 /// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
 pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
 /// `name=fd,name=fd,...`: the listening sockets handed to a new master in a binary upgrade.
@@ -156,6 +158,8 @@ pub fn is_listening_stream(fd: RawFd) -> bool {
 /// One configured address and the sockets bound for it.
 pub struct Bound {
     pub configured: SocketAddr,
+    /// Connections on it start with a PROXY protocol header (`--listen ADDR,proxy-protocol`).
+    pub proxy: bool,
     pub actual: SocketAddr,
     pub sockets: Vec<OwnedFd>,
 }
@@ -203,7 +207,7 @@ impl Listeners {
     /// using them are gone). With activated sockets, --listen is ignored.
     pub fn ensure(
         &mut self,
-        listen: &[SocketAddr],
+        listen: &[ListenSpec],
         workers: usize,
         defer_accept: bool,
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
@@ -211,12 +215,25 @@ impl Listeners {
         if !self.activated.is_empty() {
             return Ok(Vec::new());
         }
+        // Checked before any socket moves, so that a refused reload keeps every one.
+        for (i, a) in listen.iter().enumerate() {
+            if listen[..i]
+                .iter()
+                .any(|b| b.addr == a.addr && b.proxy_protocol != a.proxy_protocol)
+            {
+                return Err(format!(
+                    "listen {} is given twice, with and without proxy-protocol",
+                    a.addr
+                ));
+            }
+        }
         // Every new address for this instance (not kept over a reload, not inherited from the
         // old master of a binary upgrade or from systemd's fd store) is claimed first, all before
         // any is bound, so that two of our own addresses that overlap (`127.0.0.1:80` and
         // `0.0.0.0:80`) do not refuse each other; anything else listening there refuses it.
         let mut claims: Vec<claim::Claim> = Vec::new();
-        for &addr in listen {
+        for spec in listen {
+            let addr = spec.addr;
             let held = self.bound.iter().any(|b| b.configured == addr)
                 || spare.iter().any(|s| s.0 == addr);
             if held || claims.iter().any(|c| c.configured == addr) {
@@ -234,12 +251,13 @@ impl Listeners {
             );
         }
         let mut next: Vec<Bound> = Vec::new();
-        for &addr in listen {
+        for spec in listen {
+            let addr = spec.addr;
             if next.iter().any(|b| b.configured == addr) {
                 continue;
             }
             let claimed = claims.iter().find(|c| c.configured == addr).map(|c| c.addr);
-            if let Err(e) = self.ensure_one(addr, claimed, workers, defer_accept, spare, &mut next)
+            if let Err(e) = self.ensure_one(*spec, claimed, workers, defer_accept, spare, &mut next)
             {
                 // Sockets kept for the addresses done so far stay ours (a reload that fails here
                 // goes on serving them).
@@ -258,13 +276,14 @@ impl Listeners {
     /// so the sockets it already had are never dropped by an error.
     fn ensure_one(
         &mut self,
-        addr: SocketAddr,
+        spec: ListenSpec,
         claimed: Option<SocketAddr>,
         workers: usize,
         defer_accept: bool,
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
         next: &mut Vec<Bound>,
     ) -> Result<(), String> {
+        let addr = spec.addr;
         let b = match self.bound.iter().position(|b| b.configured == addr) {
             Some(i) => self.bound.remove(i),
             None => {
@@ -284,6 +303,7 @@ impl Listeners {
                 };
                 Bound {
                     configured: addr,
+                    proxy: spec.proxy_protocol,
                     actual,
                     sockets,
                 }
@@ -291,6 +311,7 @@ impl Listeners {
         };
         next.push(b);
         let b = next.last_mut().expect("just pushed");
+        b.proxy = spec.proxy_protocol;
         if let Some(a) = claimed {
             // The claimed address (with the port the kernel chose for port 0).
             b.actual = a;
@@ -312,17 +333,18 @@ impl Listeners {
     /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
     /// beyond `n`, left from a larger worker count, are spread so none is left unserved), and
     /// every activated socket.
-    pub fn for_worker(&self, w: usize, n: usize) -> Vec<RawFd> {
+    /// Each comes with whether it is a proxy-protocol listener (activated sockets are not).
+    pub fn for_worker(&self, w: usize, n: usize) -> Vec<(RawFd, bool)> {
         let mut fds = Vec::new();
         for b in &self.bound {
             for (j, s) in b.sockets.iter().enumerate() {
                 if j % n.max(1) == w {
-                    fds.push(s.as_raw_fd());
+                    fds.push((s.as_raw_fd(), b.proxy));
                 }
             }
         }
         for (_, _, s) in &self.activated {
-            fds.push(s.as_raw_fd());
+            fds.push((s.as_raw_fd(), false));
         }
         fds
     }
@@ -475,6 +497,13 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 mod tests {
     use super::*;
 
+    fn plain(addr: SocketAddr) -> ListenSpec {
+        ListenSpec {
+            addr,
+            proxy_protocol: false,
+        }
+    }
+
     #[test]
     fn names_round_trip() {
         for a in ["127.0.0.1:8080", "[::1]:80", "0.0.0.0:0"] {
@@ -484,6 +513,25 @@ mod tests {
             assert_eq!(parse_own_name(&n), Some((addr, 3)));
         }
         assert_eq!(parse_own_name("ringstatic.socket"), None);
+    }
+
+    #[test]
+    fn an_address_is_proxy_protocol_or_not() {
+        let mut l = Listeners::default();
+        let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let proxied = ListenSpec {
+            addr: a,
+            proxy_protocol: true,
+        };
+        let e = l
+            .ensure(&[plain(a), proxied], 1, true, &mut Vec::new())
+            .err()
+            .expect("refused");
+        assert!(e.contains("127.0.0.1:0") && e.contains("twice"), "{e}");
+        l.ensure(&[proxied, proxied], 2, true, &mut Vec::new())
+            .unwrap();
+        assert!(l.bound[0].proxy);
+        assert!(l.for_worker(1, 2).iter().all(|&(_, p)| p));
     }
 
     #[test]
@@ -498,7 +546,7 @@ mod tests {
             let one: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
             let wild: SocketAddr = format!("0.0.0.0:{port}").parse().unwrap();
             let mut l = Listeners::default();
-            match l.ensure(&[one, wild], 2, false, &mut Vec::new()) {
+            match l.ensure(&[plain(one), plain(wild)], 2, false, &mut Vec::new()) {
                 Ok(_) => break (one, l),
                 Err(e) if tries < 10 && e.to_lowercase().contains("in use") => {
                     eprintln!("port {port} taken meanwhile, another one: {e}");
@@ -512,7 +560,7 @@ mod tests {
         let other = listen_socket("127.0.0.1:0".parse().unwrap()).unwrap();
         let busy = local_addr(other.as_raw_fd()).unwrap();
         let e = l
-            .ensure(&[one, busy], 2, false, &mut Vec::new())
+            .ensure(&[plain(one), plain(busy)], 2, false, &mut Vec::new())
             .err()
             .expect("refused");
         assert!(
@@ -523,7 +571,9 @@ mod tests {
         assert!(l.bound.iter().all(|b| b.sockets.len() == 2));
         // Another instance of the same addresses is refused.
         let mut second = Listeners::default();
-        assert!(second.ensure(&[one], 1, false, &mut Vec::new()).is_err());
+        assert!(second
+            .ensure(&[plain(one)], 1, false, &mut Vec::new())
+            .is_err());
         assert!(second.bound.is_empty());
     }
 
@@ -531,13 +581,13 @@ mod tests {
     fn ensure_binds_reuses_and_spreads() {
         let mut l = Listeners::default();
         let a: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let retired = l.ensure(&[a], 2, true, &mut Vec::new()).unwrap();
+        let retired = l.ensure(&[plain(a)], 2, true, &mut Vec::new()).unwrap();
         assert!(retired.is_empty());
         assert_eq!(l.bound[0].sockets.len(), 2);
         let port = l.bound[0].actual.port();
         assert_ne!(port, 0);
         // Growing keeps the same port; shrinking keeps every socket, spread over fewer workers.
-        l.ensure(&[a], 3, false, &mut Vec::new()).unwrap();
+        l.ensure(&[plain(a)], 3, false, &mut Vec::new()).unwrap();
         assert_eq!(l.bound[0].sockets.len(), 3);
         assert_eq!(l.bound[0].actual.port(), port);
         assert_eq!(l.for_worker(0, 2).len(), 2);

@@ -15,11 +15,14 @@
 //! This file holds the loop and the decisions that need the whole picture; the parts that each
 //! have one concern live beside it: `supervise` (worker processes, exits, backoff), `reload` and
 //! `upgrade` (their state machines), `systemd` (what systemd is told), `signals` (how signals are
-//! taken) and `setup` (process plumbing).
+//! taken), `setup` (process plumbing), and `status` with `exposition` (the status listener's
+//! thread, which the loop feeds a `View` of itself after every turn).
 
+mod exposition;
 mod reload;
 mod setup;
 mod signals;
+mod status;
 mod supervise;
 mod systemd;
 mod upgrade;
@@ -35,6 +38,7 @@ use crate::pidfile::PidFile;
 use reload::Reload;
 use setup::{allowed_cpus, raise_nofile_limit, reopen_error_log, worker_count};
 use signals::{Sig, Signals};
+use status::{Status, View};
 use supervise::{Exit, Supervisor, Verdict, Which};
 use systemd::Systemd;
 use upgrade::{Handover, Upgrade};
@@ -69,6 +73,14 @@ pub struct Master {
     /// READY was said: the first start is over.
     ready_sent: bool,
     signals: Signals,
+    /// The status listener, when `--status-listen` is set.
+    status: Option<Status>,
+    /// A stop was asked for with `--drain-delay`: /readyz says 503, serving goes on until then.
+    drain_until: Option<Instant>,
+    /// Counted for the metrics: workers restarted, reloads that succeeded and failed.
+    restarts: u64,
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 pub fn run(args: Vec<OsString>, loaded: Loaded) -> i32 {
@@ -124,6 +136,17 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     }
     eprintln!("ringstatic: open file limit {nofile}");
     let sup = Supervisor::new()?;
+    let status = match loaded.cli.status_listen {
+        Some(addr) => {
+            let board = sup
+                .board_reader()
+                .map_err(|e| format!("cannot map the scoreboard for the status listener: {e}"))?;
+            let s = Status::start(addr, board, handover.is_some())?;
+            println!("status on http://{}", s.addr);
+            Some(s)
+        }
+        None => None,
+    };
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| format!("cannot find own executable: {e}"))?;
     let mut m = Master {
@@ -141,6 +164,11 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
         handover,
         ready_sent: false,
         signals,
+        status,
+        drain_until: None,
+        restarts: 0,
+        reloads_ok: 0,
+        reloads_failed: 0,
     };
     m.systemd.store_fds(&m.listeners, &m.retired);
     m.sup.add_generation(n);
@@ -160,6 +188,8 @@ impl Master {
     fn run_loop(&mut self) -> i32 {
         loop {
             self.start_due();
+            // Before sleeping: the status thread sees what this turn (and start_due) changed.
+            self.publish_status();
             let until = self.next_due(Instant::now());
             let pipe = self.upgrade.as_ref().map(Upgrade::fd);
             if let Some(sig) = self.signals.wait(until, pipe) {
@@ -173,12 +203,35 @@ impl Master {
             self.check_ready();
             let now = Instant::now();
             self.systemd.check_watchdog(now, &mut self.sup);
-            self.systemd
-                .report_status(now, &self.sup, self.stop.is_some());
+            self.check_drain_delay(now);
+            self.systemd.report_status(
+                now,
+                &self.sup,
+                self.stop.is_some() || self.drain_until.is_some(),
+            );
             if let Some(code) = self.check_stop() {
                 return code;
             }
         }
+    }
+
+    /// What the status listener shows, as of this turn of the loop.
+    fn publish_status(&self) {
+        let Some(s) = &self.status else { return };
+        let workers = self.sup.views();
+        s.publish(View {
+            serving: workers
+                .iter()
+                .filter(|w| !w.retiring)
+                .map(|w| w.index + 1)
+                .max()
+                .unwrap_or(0),
+            stopping: self.stop.is_some() || self.drain_until.is_some(),
+            restarts: self.restarts,
+            reloads_ok: self.reloads_ok,
+            reloads_failed: self.reloads_failed,
+            workers,
+        });
     }
 
     /// When the loop must wake even if no signal comes; None: only a signal (or the upgrade
@@ -193,6 +246,7 @@ impl Master {
             self.reload.as_ref().map(Reload::deadline),
             self.upgrade.as_ref().map(Upgrade::deadline),
             self.stop.as_ref().map(|s| s.deadline),
+            self.drain_until,
             self.systemd.next_due(stopping),
             polling.then_some(now + POLL),
         ])
@@ -215,6 +269,13 @@ impl Master {
 
     fn on_signal(&mut self, sig: Sig) {
         match sig.signo {
+            libc::SIGTERM | libc::SIGQUIT
+                if self.stop.is_none()
+                    && self.drain_until.is_none()
+                    && !self.loaded.cli.drain_delay.is_zero() =>
+            {
+                self.begin_drain_delay()
+            }
             libc::SIGTERM | libc::SIGQUIT if self.stop.is_none() => self.graceful_stop(),
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => self.fast_stop(),
             libc::SIGHUP => self.start_reload(sig.reload_replier()),
@@ -230,6 +291,29 @@ impl Master {
             }
             libc::SIGUSR2 => self.start_upgrade(),
             _ => {} // SIGCHLD: only a wake-up; reap() looks at every worker.
+        }
+    }
+
+    /// `--drain-delay`: /readyz turns to 503 at once (the balancer's health check sees it and
+    /// stops sending), serving goes on normally, and the graceful stop begins when the delay
+    /// is over (or at a second SIGTERM/SIGQUIT).
+    fn begin_drain_delay(&mut self) {
+        let delay = self.loaded.cli.drain_delay;
+        eprintln!(
+            "ringstatic: stop requested: not ready from now, serving {:.1} s more before stopping",
+            delay.as_secs_f64()
+        );
+        self.systemd.send(&format!(
+            "STOPPING=1\nSTATUS=draining: not ready, serving {:.1} s more before stopping",
+            delay.as_secs_f64()
+        ));
+        self.drain_until = Some(Instant::now() + delay);
+        self.publish_status();
+    }
+
+    fn check_drain_delay(&mut self, now: Instant) {
+        if self.stop.is_none() && self.drain_until.is_some_and(|t| now >= t) {
+            self.graceful_stop();
         }
     }
 
@@ -251,6 +335,7 @@ impl Master {
     }
 
     fn graceful_stop(&mut self) {
+        self.drain_until = None;
         eprintln!("ringstatic: graceful stop: finishing responses in flight");
         self.systemd
             .send("STOPPING=1\nSTATUS=stopping: finishing responses in flight");
@@ -270,6 +355,7 @@ impl Master {
             return;
         }
         eprintln!("ringstatic: stopping now");
+        self.drain_until = None;
         if self.stop.is_none() {
             self.systemd.send("STOPPING=1");
         }
@@ -344,6 +430,7 @@ impl Master {
             }
             Verdict::Restart => {
                 eprintln!("ringstatic: worker {index} (pid {pid}) {ended}; restarting");
+                self.restarts += 1;
                 self.sup.restart_later(e.slot);
             }
         }
@@ -418,6 +505,11 @@ mod tests {
             handover: None,
             ready_sent: true,
             signals: Signals::block().unwrap(),
+            status: None,
+            drain_until: None,
+            restarts: 0,
+            reloads_ok: 0,
+            reloads_failed: 0,
         }
     }
 

@@ -9,13 +9,12 @@
 //! and the listening sockets go back to what the running configuration serves). Either way the
 //! `ringstatic -s reload` processes waiting are answered.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::setup::{allowed_cpus, worker_count};
 use super::supervise::Which;
 use super::Master;
-use crate::config::{check_root, Loaded};
+use crate::config::{check_root, ListenSpec, Loaded};
 use crate::inherit::Bound;
 use crate::sigset::RELOAD_MARK;
 
@@ -30,7 +29,7 @@ pub struct Reload {
     repliers: Vec<i32>,
     pub next: Loaded,
     /// Addresses and worker count served before, to go back to if the reload is abandoned.
-    before_listen: Vec<SocketAddr>,
+    before_listen: Vec<ListenSpec>,
     before_workers: usize,
     /// Sockets of addresses the new configuration drops.
     retired: Vec<Bound>,
@@ -76,7 +75,8 @@ impl Master {
             r.repliers.extend(replier);
             return;
         }
-        let fail = |m: &Master, why: String, replier: Option<i32>| {
+        let fail = |m: &mut Master, why: String, replier: Option<i32>| {
+            m.reloads_failed += 1;
             eprintln!("ringstatic: reload failed, keeping the running configuration: {why}");
             m.systemd
                 .send("STATUS=reload failed; serving the previous configuration");
@@ -92,9 +92,20 @@ impl Master {
         if let Err(e) = crate::privileges::check_workers_can_read(&next.cli) {
             return fail(self, e, replier);
         }
+        if next.cli.status_listen != self.loaded.cli.status_listen {
+            eprintln!("ringstatic: reload: a changed status-listen takes effect at the next start");
+        }
         eprintln!("ringstatic: reloading");
         self.systemd.reloading();
-        let before_listen: Vec<_> = self.listeners.bound.iter().map(|b| b.configured).collect();
+        let before_listen: Vec<_> = self
+            .listeners
+            .bound
+            .iter()
+            .map(|b| ListenSpec {
+                addr: b.configured,
+                proxy_protocol: b.proxy,
+            })
+            .collect();
         let before_workers = self.sup.serving();
         let n = worker_count(&next, allowed_cpus().len());
         // An address an earlier reload retired, listed again while its old workers still drain:
@@ -102,7 +113,7 @@ impl Master {
         // our own listening sockets).
         let (back, still): (Vec<Bound>, Vec<Bound>) = std::mem::take(&mut self.retired)
             .into_iter()
-            .partition(|b| next.cli.listen.contains(&b.configured));
+            .partition(|b| next.cli.listen.iter().any(|l| l.addr == b.configured));
         self.retired = still;
         self.listeners.bound.extend(back);
         let retired =
@@ -115,7 +126,7 @@ impl Master {
                     let (kept, back): (Vec<Bound>, Vec<Bound>) =
                         std::mem::take(&mut self.listeners.bound)
                             .into_iter()
-                            .partition(|b| before_listen.contains(&b.configured));
+                            .partition(|b| before_listen.iter().any(|l| l.addr == b.configured));
                     self.listeners.bound = kept;
                     self.retired.extend(back);
                     self.systemd.send("READY=1");
@@ -163,6 +174,7 @@ impl Master {
             self.sup.count(gen)
         );
         self.systemd.send("READY=1\nSTATUS=reloaded");
+        self.reloads_ok += 1;
         reply(&r.repliers, true);
     }
 
@@ -170,6 +182,7 @@ impl Master {
     pub(super) fn abandon_reload(&mut self, why: &str) {
         let Some(r) = self.reload.take() else { return };
         eprintln!("ringstatic: reload failed, keeping the running configuration: {why}");
+        self.reloads_failed += 1;
         self.sup.retire(|g| g == r.gen);
         self.sup.signal(Which::Gen(r.gen), libc::SIGTERM);
         self.listeners.bound.extend(r.retired);

@@ -390,6 +390,24 @@ impl Supervisor {
         healthy
     }
 
+    /// A read-only mapping of the scoreboard for the status listener's thread.
+    pub fn board_reader(&self) -> io::Result<crate::scoreboard::BoardReader> {
+        self.board.reader()
+    }
+
+    /// Every entry, as the status listener sees it.
+    pub fn views(&self) -> Vec<super::status::WorkerView> {
+        self.procs
+            .iter()
+            .map(|p| super::status::WorkerView {
+                index: p.index,
+                slot: p.slot,
+                running: p.child.is_some(),
+                retiring: p.retiring,
+            })
+            .collect()
+    }
+
     /// Running workers, and their connections and requests served, for STATUS=.
     pub fn totals(&self) -> (usize, u64, u64) {
         let (mut n, mut conns, mut reqs) = (0usize, 0u64, 0u64);
@@ -408,7 +426,7 @@ fn spawn_worker(args: &[OsString], spec: &WorkerSpec, board_fd: RawFd) -> io::Re
     let mut all: Vec<OsString> = args.to_vec();
     all.push("--worker-internal".into());
     all.push(spec.to_arg().into());
-    let mut keep = spec.fds.clone();
+    let mut keep: Vec<RawFd> = spec.fds.iter().map(|&(fd, _)| fd).collect();
     keep.push(board_fd);
     let master = std::process::id() as i32;
     let mut cmd = Command::new("/proc/self/exe");

@@ -260,6 +260,10 @@ impl Master {
         if let Some(pf) = self.pid_file.take() {
             pf.forget();
         }
+        // The new master binds the status address as soon as this one lets it go.
+        if let Some(s) = self.status.take() {
+            s.close();
+        }
         self.listeners = Listeners::default();
         self.sup.signal(Which::All, libc::SIGTERM);
     }

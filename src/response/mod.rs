@@ -61,6 +61,8 @@ pub struct Reply {
     pub status: u16,
     pub body_bytes: u64,
     pub disposition: Disposition,
+    /// The representation answered about (identity unless a coded one was selected).
+    pub coding: Coding,
 }
 
 /// Whether the connection stays open after this response.
@@ -116,7 +118,22 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
         }
     };
     // Content coding: the representation the client prefers among those that exist.
-    let f = negotiate::select(req, ctx, &target.path, f);
+    let (f, coding) = negotiate::select(req, ctx, &target.path, f);
+    let mut reply = representation(req, ctx, &f, fr, out);
+    if matches!(reply.status, 200 | 206 | 304) {
+        reply.coding = coding;
+    }
+    reply
+}
+
+/// Preconditions and ranges on the representation selected, and its response.
+fn representation(
+    req: &Request,
+    ctx: &mut Ctx,
+    f: &FileEntry,
+    fr: Framing,
+    out: &mut VecDeque<Chunk>,
+) -> Reply {
     // Preconditions: 412 or 304.
     let v = Validators {
         etag: &f.etag,
@@ -126,13 +143,13 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     match not_modified::evaluate(req, &v) {
         Precondition::Proceed => {}
         Precondition::Failed => return error(412, b"", fr, ctx, out),
-        Precondition::NotModified => return not_modified::write(&f, fr, ctx.date, out),
+        Precondition::NotModified => return not_modified::write(f, fr, ctx.date, out),
     }
     // Range: 206 or 416; otherwise 200, the whole file.
     match range::decide(req, &v, f.size) {
-        RangeDecision::Full => full(&f, fr, ctx.date, ctx.date_secs, out),
-        RangeDecision::Single(r) => range::write(&f, r, fr, ctx.date, out),
-        RangeDecision::Multi(rs) => multipart::write(&f, &rs, fr, ctx.date, ctx.boundaries, out),
+        RangeDecision::Full => full(f, fr, ctx.date, ctx.date_secs, out),
+        RangeDecision::Single(r) => range::write(f, r, fr, ctx.date, out),
+        RangeDecision::Multi(rs) => multipart::write(f, &rs, fr, ctx.date, ctx.boundaries, out),
         RangeDecision::Unsatisfiable => error(416, &range::unsatisfied_line(f.size), fr, ctx, out),
     }
 }
@@ -189,6 +206,7 @@ impl Framing {
         Reply {
             status,
             body_bytes,
+            coding: Coding::Identity,
             disposition: if self.keep {
                 Disposition::KeepAlive
             } else {

@@ -23,20 +23,20 @@ use crate::http::accept_encoding::{self, Weights};
 use crate::http::request::Request;
 
 /// The representation of `path` to send: `identity` itself, or the coded variant the client
-/// prefers that exists.
+/// prefers that exists; and its coding.
 pub(super) fn select(
     req: &Request,
     ctx: &mut Ctx,
     path: &[u8],
     identity: Rc<FileEntry>,
-) -> Rc<FileEntry> {
+) -> (Rc<FileEntry>, Coding) {
     let cfg = ctx.cfg;
     // `compressible` was worked out once for the entry: no string is compared per request.
     if req.accept_encoding.is_none()
         || !identity.compressible
         || (cfg.precompressed.is_empty() && cfg.compress.is_empty())
     {
-        return identity;
+        return (identity, Coding::Identity);
     }
     let (order, n) = order(accept_encoding::parse(req.accept_encoding), cfg);
     for &coding in &order[..n] {
@@ -51,10 +51,10 @@ pub(super) fn select(
                     prepare(cfg, facts)
                 });
         if let Lookup::File(f) = found {
-            return f;
+            return (f, coding);
         }
     }
-    identity
+    (identity, Coding::Identity)
 }
 
 fn sources(cfg: &ServeConfig, coding: Coding) -> Sources {

@@ -11,6 +11,7 @@ use io_uring::cqueue;
 
 use super::Worker;
 use crate::conn::Conn;
+use crate::metrics::{CONN_ACCEPTED, CONN_HANDLED};
 use crate::ring::key::{Key, Op};
 use crate::ring::op;
 
@@ -24,15 +25,18 @@ pub struct Listener {
     closed: bool,
     /// TCP_DEFER_ACCEPT is on: a connection is accepted only once its first bytes are here.
     defers: bool,
+    /// Connections start with a PROXY protocol header (`--listen ADDR,proxy-protocol`).
+    proxy: bool,
 }
 
 impl Listener {
-    pub fn new(fd: RawFd) -> Listener {
+    pub fn new(fd: RawFd, proxy: bool) -> Listener {
         Listener {
             fd,
             armed: false,
             closed: false,
             defers: defers_accept(fd),
+            proxy,
         }
     }
 }
@@ -85,8 +89,11 @@ impl Worker {
         if res >= 0 {
             // Also while draining, until the cancelled accept ends: the client has connected and
             // may have sent its request; it gets its answer (with Connection: close), not a reset.
-            let data_waiting = self.listeners[i].defers;
-            self.add_conn(res, data_waiting);
+            let (data_waiting, proxy) = (self.listeners[i].defers, self.listeners[i].proxy);
+            self.site.counters.0[CONN_ACCEPTED] += 1;
+            if !proxy || self.proxy_peer_allowed(res) {
+                self.add_conn(res, data_waiting, proxy);
+            }
         } else {
             match -res {
                 libc::ECANCELED | libc::EINTR | libc::EAGAIN | libc::ECONNABORTED => {}
@@ -122,17 +129,22 @@ impl Worker {
 
     /// A new connection. `data_waiting`: the listener defers accepts, so the request's first
     /// bytes are here.
-    fn add_conn(&mut self, fd: RawFd, data_waiting: bool) {
+    /// `proxy`: a PROXY protocol header must come first (it then sets the peer's address).
+    fn add_conn(&mut self, fd: RawFd, data_waiting: bool, proxy: bool) {
         // TCP_NODELAY is inherited from the listening socket (set by the master).
         let (now, header_ms) = (self.clock.now_ms, self.cfg.header_timeout_ms);
-        let peer = if self.site.logs() {
+        let peer = if self.site.logs() && !proxy {
             peer_text(fd)
         } else {
             None
         };
+        self.site.counters.0[CONN_HANDLED] += 1;
         let slot = self.conns.insert(|gen| {
             let mut c = Conn::new(fd, gen, now, header_ms);
             c.peer = peer;
+            if proxy {
+                c.proxy = Some(Vec::new());
+            }
             c
         });
         if data_waiting {
@@ -162,7 +174,12 @@ fn defers_accept(fd: RawFd) -> bool {
 }
 
 /// The peer's address as text, for the access log.
-fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
+pub(super) fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
+    peer_ip(fd).map(|ip| ip.to_string().into_bytes().into_boxed_slice())
+}
+
+/// The peer's IP address.
+pub(super) fn peer_ip(fd: RawFd) -> Option<std::net::IpAddr> {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -188,5 +205,5 @@ fn peer_text(fd: RawFd) -> Option<Box<[u8]>> {
         .into(),
         _ => return None,
     };
-    Some(ip.to_string().into_bytes().into_boxed_slice())
+    Some(ip)
 }

@@ -18,6 +18,7 @@
 //! - `close`       linger, close and freeing the slot
 //! - `tick`        the timer tick, timeouts, signals and the graceful drain
 //! - `logwrite`    the access log's batches, written through the ring
+//! - `proxy`       the PROXY protocol header on a proxy-protocol listener, before any HTTP
 //! - `site`        the request path's state (cache, root, log, counters) as a session `Handler`
 //! - `clock`       the coarse clock and the cached Date header
 
@@ -27,6 +28,7 @@ mod close;
 mod logwrite;
 mod pool;
 mod progress;
+mod proxy;
 mod recv;
 mod send;
 mod site;
@@ -142,7 +144,11 @@ pub fn run(cli: &Cli) -> i32 {
         },
         None => None,
     };
-    let listeners = spec.fds.iter().map(|&fd| Listener::new(fd)).collect();
+    let listeners = spec
+        .fds
+        .iter()
+        .map(|&(fd, proxy)| Listener::new(fd, proxy))
+        .collect();
     let restricted = match ring::restrict_and_enable(&ring, cli.sandbox != SandboxMode::Off) {
         Ok(r) => r,
         Err(e) => return fail(e),

@@ -12,6 +12,9 @@ impl Worker {
     pub(super) fn progress(&mut self, slot: u32) {
         loop {
             let Some(c) = self.conns.at(slot) else { return };
+            if let Some((n, ms)) = c.all_sent(self.clock.now_ms) {
+                self.site.counters.latency(ms, n);
+            }
             if c.session.has_ended() {
                 self.site.log_ended(c, false, &self.clock);
             }
@@ -54,11 +57,14 @@ impl Worker {
             }
             // Idle until the next request: what the responses needed goes back to the pool.
             self.send_pool.take_back(c);
-            c.await_request(
-                self.clock.now_ms,
-                self.cfg.keepalive_timeout_ms,
-                self.cfg.header_timeout_ms,
-            );
+            // Until a PROXY header is complete, the header timeout keeps running from the accept.
+            if c.proxy.is_none() {
+                c.await_request(
+                    self.clock.now_ms,
+                    self.cfg.keepalive_timeout_ms,
+                    self.cfg.header_timeout_ms,
+                );
+            }
             if c.wants_recv() {
                 self.arm_recv(slot);
             }

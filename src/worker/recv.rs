@@ -5,6 +5,7 @@ use std::io;
 
 use io_uring::cqueue;
 
+use super::proxy::{self, Fed};
 use super::{Worker, BUF_GROUP, BUF_SIZE};
 use crate::conn::Lifecycle;
 use crate::ring::key::{Key, Op};
@@ -69,16 +70,22 @@ impl Worker {
         };
         if n > 0 {
             self.send_pool.lend(conn);
-            let input = self.site.feed(
+            let fed = proxy::feed(
+                &mut self.site,
                 conn,
                 &self.scratch[..n as usize],
                 &self.cfg,
                 &self.clock,
                 self.draining,
             );
-            // Nothing is armed yet, so pausing needs no cancel.
-            if input == Intake::Full {
-                conn.pause_input();
+            match fed {
+                Fed::Refused => return self.begin_close(slot),
+                Fed::Waiting => {}
+                // Nothing is armed yet, so pausing needs no cancel.
+                Fed::Session(Intake::Full) => {
+                    conn.pause_input();
+                }
+                Fed::Session(Intake::Open) => {}
             }
             if conn.wants_recv() {
                 self.rearm.push(Key::new(Op::Recv, slot, conn.gen()));
@@ -116,12 +123,24 @@ impl Worker {
                 if conn.life() == Lifecycle::Open && conn.session.ending().is_none() {
                     let data = self.bufs.data(b, res as usize);
                     self.send_pool.lend(conn);
-                    let input = self
-                        .site
-                        .feed(conn, data, &self.cfg, &self.clock, self.draining);
-                    // A client pipelining faster than it reads: stop taking its bytes until
-                    // the responses it already asked for are out.
-                    cancel = input == Intake::Full && conn.pause_input();
+                    let fed = proxy::feed(
+                        &mut self.site,
+                        conn,
+                        data,
+                        &self.cfg,
+                        &self.clock,
+                        self.draining,
+                    );
+                    match fed {
+                        Fed::Refused => {
+                            self.bufs.give_back(b);
+                            return self.begin_close(key.slot);
+                        }
+                        Fed::Waiting => {}
+                        // A client pipelining faster than it reads: stop taking its bytes
+                        // until the responses it already asked for are out.
+                        Fed::Session(input) => cancel = input == Intake::Full && conn.pause_input(),
+                    }
                 }
                 self.bufs.give_back(b);
             }

@@ -172,6 +172,9 @@ impl Worker {
         let Some(linked) = c.send_done() else { return };
         if res > 0 {
             c.session.consume(res as u64);
+            if let Some((n, ms)) = c.all_sent(self.clock.now_ms) {
+                self.site.counters.latency(ms, n);
+            }
         }
         if linked {
             // The send carried all of the output, the connection's last response. If every

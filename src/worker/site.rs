@@ -14,6 +14,7 @@ use crate::files::body::Chunk;
 use crate::files::cache::FileCache;
 use crate::files::open::Root;
 use crate::http::request::{Request, Version};
+use crate::metrics::Counters;
 use crate::response::{respond, write_error, Boundaries, Ctx, Reply};
 use crate::session::{Handler, Intake};
 
@@ -23,6 +24,8 @@ pub struct Site {
     boundaries: Boundaries,
     access_log: Option<AccessLog>,
     requests: u64,
+    /// The worker's counters (the request path's and the worker's own), published on the tick.
+    pub counters: Counters,
 }
 
 impl Site {
@@ -33,6 +36,7 @@ impl Site {
             boundaries: Boundaries::new(),
             access_log,
             requests: 0,
+            counters: Counters::default(),
         }
     }
 
@@ -81,8 +85,11 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> Intake {
+        let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        c.session.feed(data, &mut h)
+        let intake = c.session.feed(data, &mut h);
+        c.queued(self.requests - before, clock.now_ms);
+        intake
     }
 
     /// The header timeout ran out: a half-sent head gets 408; returns whether one was queued.
@@ -93,8 +100,11 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> bool {
+        let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        c.session.time_out(&mut h)
+        let answered = c.session.time_out(&mut h);
+        c.queued(self.requests - before, clock.now_ms);
+        answered
     }
 
     /// Answers the requests a session held back while its output was full.
@@ -105,8 +115,16 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> bool {
+        let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        c.session.resume(&mut h)
+        let held = c.session.resume(&mut h);
+        c.queued(self.requests - before, clock.now_ms);
+        held
+    }
+
+    /// The cache's counts, for the tick to publish with the rest.
+    pub fn cache_stats(&self) -> (crate::files::cache::CacheStats, usize) {
+        (self.cache.stats, self.cache.len())
     }
 
     fn handler<'a>(
@@ -129,6 +147,7 @@ impl Site {
             },
             log: self.access_log.as_mut(),
             requests: &mut self.requests,
+            counters: &mut self.counters,
             peer,
         }
     }
@@ -139,12 +158,15 @@ struct Requests<'a> {
     ctx: Ctx<'a>,
     log: Option<&'a mut AccessLog>,
     requests: &'a mut u64,
+    counters: &'a mut Counters,
     peer: Option<&'a [u8]>,
 }
 
 impl Handler for Requests<'_> {
     fn respond(&mut self, req: &Request, out: &mut VecDeque<Chunk>) -> Reply {
-        respond(req, &mut self.ctx, out)
+        let r = respond(req, &mut self.ctx, out);
+        self.counters.coded(r.coding);
+        r
     }
 
     fn refuse(&mut self, status: u16, out: &mut VecDeque<Chunk>) -> u64 {
@@ -164,10 +186,12 @@ impl Handler for Requests<'_> {
         head: &[u8],
         req: Option<&Request>,
         status: u16,
-        _body_bytes: u64,
+        body_bytes: u64,
         record: &mut Vec<u8>,
     ) -> bool {
         *self.requests += 1;
+        self.counters
+            .answered(status, req.map(|r| r.method), body_bytes);
         let Some(l) = self.log.as_deref() else {
             return false;
         };

@@ -64,6 +64,11 @@ impl Slots {
         Some(c)
     }
 
+    /// Every open connection.
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.conns.iter().filter_map(|c| c.as_deref())
+    }
+
     /// The slots whose connection satisfies `pick`.
     pub fn select(&self, mut pick: impl FnMut(&Conn) -> bool) -> Vec<u32> {
         self.conns

@@ -5,7 +5,11 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::Worker;
-use crate::conn::Lifecycle;
+use crate::conn::{Lifecycle, Writing};
+use crate::metrics::{
+    CACHE_ENTRIES, CACHE_EVICTIONS, CACHE_HITS, CACHE_MISSES, CACHE_OPEN_FDS, COMPRESSIONS,
+    CONN_ACTIVE, CONN_IDLE, CONN_READING, CONN_WRITING, SQ_FULL, TIMEOUTS,
+};
 use crate::ring::key::{Key, Op};
 use crate::ring::op;
 use crate::scoreboard::DRAINING;
@@ -24,6 +28,9 @@ impl Worker {
     pub(super) fn on_tick(&mut self) {
         let now = self.clock.now_ms;
         for slot in self.conns.select(|c| c.expired(now)) {
+            if let Some(c) = self.conns.at(slot) {
+                self.site.counters.0[TIMEOUTS + c.timeout_kind()] += 1;
+            }
             self.time_out(slot);
         }
         if self.draining {
@@ -32,12 +39,16 @@ impl Worker {
             }
             self.close_quiet_idle();
         }
+        if self.board.is_some() {
+            self.count_gauges();
+        }
         if let Some(b) = &self.board {
             use std::sync::atomic::Ordering::Relaxed;
             let s = b.get();
             s.heartbeat.fetch_add(1, Relaxed);
             s.connections.store(self.conns.live() as u64, Relaxed);
             s.requests.store(self.site.requests(), Relaxed);
+            self.site.counters.publish(&s.counters);
         }
         self.site.sweep_cache(now);
         self.flush_log(true);
@@ -55,6 +66,38 @@ impl Worker {
             return self.progress(slot);
         }
         self.begin_close(slot);
+    }
+
+    /// The gauges and the counts kept elsewhere (cache, ring), into the counters before they
+    /// are published. Looks at every connection: once a tick, never per request.
+    fn count_gauges(&mut self) {
+        let (mut reading, mut writing, mut idle) = (0, 0, 0);
+        for c in self.conns.iter() {
+            if c.life() != Lifecycle::Open {
+                continue;
+            }
+            if c.writing() != Writing::Idle || !c.session.out().is_empty() {
+                writing += 1;
+            } else if c.is_idle() && c.proxy.is_none() && c.timeout_kind() == 1 {
+                idle += 1;
+            } else {
+                reading += 1;
+            }
+        }
+        let (cache, entries) = self.site.cache_stats();
+        let sq_full = self.ring.full_events();
+        let v = &mut self.site.counters.0;
+        v[CONN_ACTIVE] = self.conns.live() as u64;
+        v[CONN_READING] = reading;
+        v[CONN_WRITING] = writing;
+        v[CONN_IDLE] = idle;
+        v[CACHE_HITS] = cache.hits;
+        v[CACHE_MISSES] = cache.misses;
+        v[CACHE_EVICTIONS] = cache.evictions;
+        v[CACHE_OPEN_FDS] = cache.open_fds;
+        v[CACHE_ENTRIES] = entries as u64;
+        v[SQ_FULL] = sq_full;
+        v[COMPRESSIONS] = cache.compressions;
     }
 
     pub(super) fn arm_signal(&mut self) {

@@ -150,6 +150,25 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// The address of the status listener (`--status-listen`), from its `status on http://ADDR`
+    /// line (waits up to 10 s for it).
+    pub fn status_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(a) = log.lines().find_map(|l| {
+                let i = l.find("status on http://")?;
+                l[i + "status on http://".len()..].trim().parse().ok()
+            }) {
+                return a;
+            }
+            if Instant::now() >= deadline {
+                panic!("no `status on http://ADDR` line within 10 s; output:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         if self.child.is_some() {
             // SAFETY: kill(2) touches no memory of ours; `pid` is our child, not yet reaped.
