@@ -165,6 +165,37 @@ pub fn host(v: &[u8]) {
     }
 }
 
+/// The start of a connection on a `proxy-protocol` listener: a header accepted whole is also
+/// what its bytes give when they arrive in pieces (every shorter prefix is `Incomplete`, so no
+/// read split can turn a valid header into a refusal or a different length), it never claims
+/// bytes past what was received or past the size limits, and HTTP starts right after it.
+pub fn proxy_header(buf: &[u8]) {
+    use crate::http::proxy_protocol::{parse, Header, V1_MAX, V2_MAX};
+    match parse(buf) {
+        Header::Done { len, .. } => {
+            assert!(len > 0 && len <= buf.len() && len <= V1_MAX.max(V2_MAX));
+            assert_eq!(
+                parse(&buf[..len]),
+                parse(buf),
+                "the header alone parses the same"
+            );
+            for k in 0..len {
+                assert_eq!(parse(&buf[..k]), Header::Incomplete, "prefix of {k} bytes");
+            }
+        }
+        Header::Incomplete => assert!(buf.len() < V1_MAX.max(V2_MAX), "waiting past the limits"),
+        Header::Invalid(_) => {
+            // A refusal is final: more bytes cannot make it a header.
+            let mut more = buf.to_vec();
+            more.extend_from_slice(b"\r\n");
+            assert!(
+                matches!(parse(&more), Header::Invalid(_)),
+                "more bytes rescued a refusal"
+            );
+        }
+    }
+}
+
 /// An Accept-Encoding value: weights are at most 1; a coding gets a weight only when the value
 /// names it (or `*`); identity stays acceptable unless the value names `identity` or `*`; no
 /// header at all means identity only.

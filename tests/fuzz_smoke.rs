@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "head",
     "target",
     "range",
@@ -17,6 +17,7 @@ const TARGETS: [&str; 7] = [
     "host",
     "accept_encoding",
     "config",
+    "proxy",
 ];
 /// Seconds each target is fuzzed for.
 const SECONDS_EACH: u32 = 3;

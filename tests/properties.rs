@@ -234,4 +234,40 @@ proptest! {
         let text: String = lines.iter().map(|(n, s, v)| format!("{n}{s}{v}\n")).collect();
         invariants::config_text(&text);
     }
+
+    #[test]
+    fn a_proxy_header_parses_the_same_however_it_arrives(
+        v4 in any::<([u8; 4], [u8; 4], u16, u16)>(),
+        v6 in any::<([u16; 8], [u16; 8])>(),
+        tlvs in prop::collection::vec((any::<u8>(), prop::collection::vec(any::<u8>(), 0..8)), 0..3),
+        tail in prop::collection::vec(any::<u8>(), 0..16),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let (src, dst, sp, dp) = v4;
+        let src = std::net::Ipv4Addr::from(src);
+        let dst = std::net::Ipv4Addr::from(dst);
+        let (s6, d6) = (std::net::Ipv6Addr::from(v6.0), std::net::Ipv6Addr::from(v6.1));
+        let mut inputs = vec![
+            format!("PROXY TCP4 {src} {dst} {sp} {dp}\r\n").into_bytes(),
+            format!("PROXY TCP6 {s6} {d6} {sp} {dp}\r\n").into_bytes(),
+        ];
+        let mut body = [src.octets(), dst.octets()].concat();
+        body.extend_from_slice(&sp.to_be_bytes());
+        body.extend_from_slice(&dp.to_be_bytes());
+        for (kind, value) in &tlvs {
+            body.push(*kind);
+            body.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            body.extend_from_slice(value);
+        }
+        let mut v2 = ringstatic::http::proxy_protocol::V2_SIGNATURE.to_vec();
+        v2.extend_from_slice(&[0x21, 0x11]);
+        v2.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        v2.extend_from_slice(&body);
+        inputs.push(v2);
+        for mut input in inputs {
+            input.extend_from_slice(&tail);
+            invariants::proxy_header(&input);
+            invariants::proxy_header(&input[..cut.index(input.len() + 1)]);
+        }
+    }
 }
