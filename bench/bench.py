@@ -232,6 +232,23 @@ def vm_hwm_kb(pids):
     return total
 
 
+def private_kb(pids):
+    """Private memory: Pss_Anon + Pss_Shmem from /proc/PID/smaps_rollup, summed over the
+    processes (a page shared by several processes is split between them; the page cache's file
+    pages are not counted, for any server). None where smaps_rollup cannot be read."""
+    total, seen = 0, False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith(("Pss_Anon:", "Pss_Shmem:")):
+                        total += int(line.split()[1])
+                        seen = True
+        except OSError:
+            pass
+    return total if seen else None
+
+
 def reset_hwm(pids):
     """Writing 5 to clear_refs resets VmHWM (Linux >= 4.0), so each run has its own peak."""
     for pid in pids:
@@ -950,6 +967,7 @@ def measure(ctx, server, scenario, duration, threads):
     t1 = time.monotonic()
     server.remember()
     rss = vm_hwm_kb(pids)
+    private = private_kb(pids)
     r = parse_wrk(out)
     cpu_s = (c1 - c0) / CLK_TCK
     r.update(
@@ -960,6 +978,7 @@ def measure(ctx, server, scenario, duration, threads):
         # what one response weighs on the wire, head included (wrk's bytes read / requests)
         bytes_per_resp=(r["transfer_Bps"] * r["wrk_duration_s"] / r["requests"]) if r["requests"] else None,
         rss_kb=rss,
+        private_kb=private,
         processes=len(pids),
         wrk_cmd=" ".join(shlex.quote(a) for a in argv),
         wrk_output=out,
@@ -1081,8 +1100,8 @@ def summarize(ctx, mode):
                      (f["scenario"], f["workers"], f["server"]) == (sc, w, sv)), None)
         row = dict(mode=mode, scenario=sc, workers=w, server=sv, rounds=len(rs), failed=fail)
         for k in ("rps", "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms", "cpu_us_per_req", "cpu_busy",
-                  "rss_kb"):
-            row[k] = med([r[k] for r in rs])
+                  "rss_kb", "private_kb"):
+            row[k] = med([r.get(k) for r in rs])
         for k in ("err_connect", "err_read", "err_write", "err_timeout", "non2xx", "errors"):
             row[k] = sum(r[k] for r in rs)
         # ratios against nginx, pair by pair within each round, then the median
@@ -1143,12 +1162,17 @@ def fmt_errors(row):
     return ("! " + ", ".join(parts)) if parts else "0"
 
 
+def kb(v):
+    return fmt_bytes(v * 1024 if v is not None else None)
+
+
 def table(rows, scaling=False):
     if scaling:
-        head = ["scenario", "workers", "server", "req/s", "CPU µs/req", "vs nginx (CPU)", "server CPU busy", "errors"]
+        head = ["scenario", "workers", "server", "req/s", "CPU µs/req", "vs nginx (CPU)", "server CPU busy",
+                "peak RSS", "private", "errors"]
     else:
         head = ["scenario", "server", "req/s", "transfer/s", "bytes/resp", "p50", "p99", "CPU µs/req",
-                "vs nginx (CPU)", "server CPU busy", "peak RSS", "errors"]
+                "vs nginx (CPU)", "server CPU busy", "peak RSS", "private", "errors"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < (3 if scaling else 2) else "---:"
                                                           for i in range(len(head))) + "|"]
     for r in rows:
@@ -1163,11 +1187,12 @@ def table(rows, scaling=False):
         busy = f"{r['cpu_busy']:.0%}" if r["cpu_busy"] is not None else "-"
         if scaling:
             cells = [r["scenario"], str(r["workers"]), name, f"{r['rps']:,.0f}", fmt_us(r["cpu_us_per_req"]),
-                     ratio, busy, fmt_errors(r)]
+                     ratio, busy, kb(r["rss_kb"]), kb(r.get("private_kb")), fmt_errors(r)]
         else:
             cells = [r["scenario"], name, f"{r['rps']:,.0f}", fmt_bytes(r["transfer_Bps"], "/s"),
-                     fmt_bytes(r["bytes_per_resp"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), fmt_us(r["cpu_us_per_req"]), ratio, busy,
-                     fmt_bytes(r["rss_kb"] * 1024 if r["rss_kb"] is not None else None), fmt_errors(r)]
+                     fmt_bytes(r["bytes_per_resp"]), fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]),
+                     fmt_us(r["cpu_us_per_req"]), ratio, busy, kb(r["rss_kb"]), kb(r.get("private_kb")),
+                     fmt_errors(r)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -1273,16 +1298,18 @@ def write_outputs(ctx, text, rows_all):
     d = ctx.results_dir
     (d / "table.md").write_text(text)
     fields = ["mode", "scenario", "workers", "server", "round", "requests", "duration_s", "wrk_duration_s", "rps",
-              "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms", "cpu_ticks", "cpu_s", "cpu_us_per_req", "cpu_busy", "rss_kb",
-              "processes", "err_connect", "err_read", "err_write", "err_timeout", "non2xx", "errors", "connections",
+              "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms", "cpu_ticks", "cpu_s", "cpu_us_per_req", "cpu_busy",
+              "rss_kb", "private_kb", "processes", "err_connect", "err_read", "err_write", "err_timeout", "non2xx",
+              "errors", "connections",
               "wrk_threads", "server_cpus", "client_cpus", "wrk_cmd"]
     with open(d / "results.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for r in ctx.runs:
             w.writerow(r)
-    sfields = ["mode", "scenario", "workers", "server", "rounds", "rps", "transfer_Bps", "bytes_per_resp", "p50_ms", "p99_ms",
-               "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "cpu_busy", "rss_kb", "err_connect",
+    sfields = ["mode", "scenario", "workers", "server", "rounds", "rps", "transfer_Bps", "bytes_per_resp", "p50_ms",
+               "p99_ms", "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "cpu_busy", "rss_kb",
+               "private_kb", "err_connect",
                "err_read", "err_write", "err_timeout", "non2xx", "errors", "failed"]
     with open(d / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=sfields, extrasaction="ignore")

@@ -88,7 +88,8 @@ pub struct Cli {
 
     /// Hand a connection to a worker only once its first request bytes have arrived
     /// (TCP_DEFER_ACCEPT, 1 s, as nginx's `listen ... deferred`): one wakeup per connection
-    /// instead of two, and clients that connect but never send cost no worker slot. Sockets
+    /// instead of two; a client that connects but never sends is handed over after that second
+    /// and then holds a worker slot until --header-timeout closes it. Sockets
     /// from a .socket unit keep the unit's DeferAcceptSec= instead.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub defer_accept: bool,
@@ -153,6 +154,11 @@ pub struct Cli {
     /// Most connections one worker holds open; at the limit it stops accepting until one closes.
     #[arg(long, value_name = "N", default_value = "16384", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+
+    /// Seconds a cached file may go unrequested before the worker closes it (nginx's
+    /// open_file_cache inactive=).
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_positive_secs)]
+    pub cache_inactive: Duration,
 
     /// Most files each worker keeps open in its cache.
     #[arg(long, value_name = "N", default_value = "10000", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
@@ -366,6 +372,7 @@ const FILE_OPTIONS: &[&str] = &[
     "workers",
     "defer-accept",
     "cache-valid",
+    "cache-inactive",
     "cache-control",
     "precompressed",
     "compress",
@@ -526,6 +533,15 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
+/// A duration that must not be zero.
+fn parse_positive_secs(s: &str) -> Result<Duration, String> {
+    let d = parse_secs(s)?;
+    if d.is_zero() {
+        return Err(format!("`{s}` must be more than 0 seconds"));
+    }
+    Ok(d)
+}
+
 fn parse_bytes(s: &str) -> Result<u64, String> {
     let err = || format!("`{s}` is not a size in bytes (examples: 65536, 64K, 64M, 1G)");
     let t = s.trim();
@@ -627,6 +643,7 @@ pub struct ServeConfig {
     pub cache_valid_ms: u64,
     /// `--cache-control` first, then every `--header`, in order.
     pub header_rules: Vec<HeaderRule>,
+    pub cache_inactive_ms: u64,
     pub precompressed: CodingSet,
     pub compress: CodingSet,
     pub serve_dotfiles: bool,
@@ -655,6 +672,7 @@ impl From<&Cli> for ServeConfig {
         ServeConfig {
             cache_valid_ms: ms(c.cache_valid),
             header_rules: HeaderRule::all(c.cache_control.as_deref(), &c.header),
+            cache_inactive_ms: ms(c.cache_inactive),
             precompressed: c.precompressed,
             compress: c.compress,
             serve_dotfiles: c.serve_dotfiles,
@@ -727,6 +745,10 @@ mod tests {
         assert!(parse_secs("NaN").is_err());
         assert!(parse_secs("inf").is_err());
         assert!(parse_secs("x").is_err());
+        assert_eq!(parse_positive_secs("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_positive_secs("0")
+            .unwrap_err()
+            .contains("more than 0"));
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! - [`Writing`]: which send-side operation is in flight (at most one).
 //! - [`Lifecycle`]: open, lingering after our last response, closing.
 //!
-//! The connection lives in a `Box` in the worker's slot table, so the iovecs and msghdr a
-//! sendmsg points at keep their address while it is in flight, and it is freed only once no
-//! operation refers to it (`can_free`).
+//! The connection lives in a `Box` in the worker's slot table and is freed only once no operation
+//! refers to it (`can_free`). The iovecs and msghdr a sendmsg points at (`SendBufs`) are boxed
+//! too, lent by the worker's pool while the connection has output and given back once it is idle
+//! (`worker::pool`), so an idle keep-alive connection holds neither them nor an output queue.
 
 use std::os::fd::RawFd;
 
@@ -94,9 +95,29 @@ pub struct Conn {
     keepalive: bool,
     /// The pipe of a splice transfer in flight (`--large-body splice`), from the worker's pool.
     pub pipe: Option<Pipe>,
-    /// What a sendmsg in flight points at; untouched until its completion (the Conn is boxed).
+    /// What a sendmsg in flight points at, lent by the worker's pool; untouched (and not given
+    /// back) until its completion.
+    bufs: Option<Box<SendBufs>>,
+}
+
+/// The iovecs and msghdr of one connection's sends: 312 bytes that only a connection with
+/// output needs.
+pub struct SendBufs {
     iov: [libc::iovec; MAX_IOV],
     msg: libc::msghdr,
+}
+
+impl SendBufs {
+    pub fn new() -> Box<SendBufs> {
+        Box::new(SendBufs {
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; MAX_IOV],
+            // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
+            msg: unsafe { std::mem::zeroed() },
+        })
+    }
 }
 
 /// What `gather` found at the front of the output.
@@ -125,13 +146,28 @@ impl Conn {
             queued_at_ms: 0,
             keepalive: false,
             pipe: None,
-            iov: [libc::iovec {
-                iov_base: std::ptr::null_mut(),
-                iov_len: 0,
-            }; MAX_IOV],
-            // SAFETY: msghdr is a plain C struct for which all-zero is a valid (empty) value.
-            msg: unsafe { std::mem::zeroed() },
+            bufs: None,
         }
+    }
+
+    /// Whether the connection holds send buffers.
+    pub fn has_bufs(&self) -> bool {
+        self.bufs.is_some()
+    }
+
+    /// Gives the connection send buffers (it has none).
+    pub fn lend_bufs(&mut self, b: Box<SendBufs>) {
+        if self.bufs.is_none() {
+            self.bufs = Some(b);
+        }
+    }
+
+    /// Takes its send buffers back, unless a send in flight points at them.
+    pub fn return_bufs(&mut self) -> Option<Box<SendBufs>> {
+        if self.writing != Writing::Idle {
+            return None;
+        }
+        self.bufs.take()
     }
 
     pub fn fd(&self) -> RawFd {
@@ -236,16 +272,15 @@ impl Conn {
     // ----- writing ------------------------------------------------------------------------------
 
     /// Places the memory chunks at the front of the output in the iovecs (at most `MAX_IOV`).
+    /// Send buffers are normally lent by the worker's pool before; made here if not.
     pub fn gather(&mut self) -> Gathered {
         let mut n = 0;
         let mut file_follows = false;
+        let b = self.bufs.get_or_insert_with(SendBufs::new);
         for ch in self.session.out().iter() {
-            match ch.remaining_mem() {
-                Some(m) if n < MAX_IOV => {
-                    self.iov[n] = libc::iovec {
-                        iov_base: m.as_ptr() as *mut libc::c_void,
-                        iov_len: m.len(),
-                    };
+            match ch.remaining_iov() {
+                Some(iov) if n < MAX_IOV => {
+                    b.iov[n] = iov;
                     n += 1;
                 }
                 Some(_) => break,
@@ -264,11 +299,13 @@ impl Conn {
     /// Sends the first `n` gathered iovecs now, from this thread (a header corked before a file
     /// body). Returns what sendmsg(2) returned.
     pub fn sendmsg_now(&mut self, n: usize, flags: i32) -> isize {
-        self.msg.msg_iov = self.iov.as_mut_ptr();
-        self.msg.msg_iovlen = n;
+        let b = self.bufs.get_or_insert_with(SendBufs::new);
+        let n = n.min(MAX_IOV);
+        b.msg.msg_iov = b.iov.as_mut_ptr();
+        b.msg.msg_iovlen = n;
         // SAFETY: the iovecs point into chunks owned by the session's output, alive and
         // unmodified for this synchronous call.
-        unsafe { libc::sendmsg(self.fd, &self.msg, flags) }
+        unsafe { libc::sendmsg(self.fd, &b.msg, flags) }
     }
 
     /// Idle -> Sending (or SendingLast when a close is linked behind it): the entry for the
@@ -281,9 +318,10 @@ impl Conn {
         close_linked: bool,
         key: Key,
     ) -> Option<Entry> {
-        if self.writing != Writing::Idle || n == 0 || self.is_closing() {
+        if self.writing != Writing::Idle || n == 0 || n > MAX_IOV || self.is_closing() {
             return None;
         }
+        let b = self.bufs.as_mut()?;
         self.writing = if close_linked {
             Writing::SendingLast
         } else {
@@ -292,15 +330,15 @@ impl Conn {
         Some(if n == 1 {
             op::send(
                 self.fd,
-                self.iov[0].iov_base as *const u8,
-                self.iov[0].iov_len as u32,
+                b.iov[0].iov_base as *const u8,
+                b.iov[0].iov_len as u32,
                 flags,
                 key,
             )
         } else {
-            self.msg.msg_iov = self.iov.as_mut_ptr();
-            self.msg.msg_iovlen = n;
-            op::sendmsg(self.fd, &self.msg, flags, key)
+            b.msg.msg_iov = b.iov.as_mut_ptr();
+            b.msg.msg_iovlen = n;
+            op::sendmsg(self.fd, &b.msg, flags, key)
         })
     }
 
@@ -584,6 +622,17 @@ mod tests {
         assert!(!c.await_writable(), "no new poll while closing");
         assert!(c.recv_ended());
         assert!(c.can_free());
+    }
+
+    #[test]
+    fn an_idle_connection_is_small() {
+        // With the slot table's pointer and the allocator's header, under the 300 bytes an idle
+        // keep-alive connection may cost (README: what a worker costs per connection).
+        let size = std::mem::size_of::<Conn>();
+        eprintln!("size_of::<Conn>() = {size}");
+        assert!(size <= 256, "{size}");
+        let c = conn();
+        assert!(!c.has_bufs() && !c.session.has_queue());
     }
 
     #[test]

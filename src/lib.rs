@@ -31,11 +31,12 @@
 //! **A worker** (one pinned thread, one ring, nothing shared)
 //! - `worker`           setup and the loop: collect completions, then dispatch by key
 //!   - `worker::slots`    the connection table: slots and generations
-//!   - `worker::accept`   listeners, multishot accept, pausing at `--max-connections`
+//!   - `worker::accept`   listeners, one accept at a time, never past `--max-connections`
 //!   - `worker::recv`     the first read, the multishot recv, feeding the session
 //!   - `worker::proxy`    a proxy-protocol listener's trusted peers and PROXY header, before HTTP
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
+//!   - `worker::pool`     output queues and send buffers, lent to a connection only while busy
 //!   - `worker::close`    linger, close through the ring, freeing a slot
 //!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
 //!   - `worker::logwrite` the access log's batches written through the ring
@@ -72,7 +73,7 @@
 //!     response; `response::error` errors, error pages, redirects
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
-//!   - `files::entry` one file version's facts and bytes (and its representation, `Coding`)
+//!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets;
 //!     index names and clean URLs
 //!   - `files::listing` `--autoindex`: a directory's HTML listing, cached like a file

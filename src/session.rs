@@ -77,7 +77,8 @@ pub struct Session {
     /// Bytes of requests not yet answered: a partial head, or pipelined heads held back while
     /// the output queue is full. Empty (and unallocated) for an idle connection.
     inbuf: Vec<u8>,
-    /// Responses not yet sent, in order.
+    /// Responses not yet sent, in order. Unallocated while the connection is idle: the worker
+    /// lends a queue with room before feeding and takes it back once everything has left.
     out: VecDeque<Chunk>,
     /// Complete requests wait in `inbuf` because the output queue was full.
     held_back: bool,
@@ -261,6 +262,28 @@ impl Session {
         &mut self.out
     }
 
+    /// Whether the output queue has room allocated (lent by the worker's pool).
+    pub fn has_queue(&self) -> bool {
+        self.out.capacity() > 0
+    }
+
+    /// Takes a queue with room for the output, when it has none and nothing is queued.
+    pub fn set_queue(&mut self, q: VecDeque<Chunk>) {
+        if self.out.capacity() == 0 && self.out.is_empty() {
+            self.out = q;
+        }
+    }
+
+    /// Gives the output queue's room back (emptied: what it still held is dropped), leaving none.
+    pub fn take_queue(&mut self) -> Option<VecDeque<Chunk>> {
+        if self.out.capacity() == 0 {
+            return None;
+        }
+        let mut q = std::mem::take(&mut self.out);
+        q.clear();
+        Some(q)
+    }
+
     /// Drops `n` sent bytes from the front of the output.
     pub fn consume(&mut self, n: u64) {
         self.sent += n;
@@ -359,7 +382,7 @@ mod tests {
     fn sent(s: &mut Session) -> String {
         let mut all = String::new();
         while let Some(c) = s.out.pop_front() {
-            all.push_str(std::str::from_utf8(c.remaining_mem().unwrap()).unwrap());
+            all.push_str(std::str::from_utf8(&c.remaining_bytes().unwrap()).unwrap());
             all.push('|');
         }
         all
@@ -560,7 +583,7 @@ mod tests {
         });
         consume(&mut q, 4);
         assert_eq!(q.len(), 1);
-        assert_eq!(q.front().unwrap().remaining_mem().unwrap(), b"fgh");
+        assert_eq!(q.front().unwrap().remaining_bytes().unwrap(), b"fgh");
         consume(&mut q, 3);
         assert!(q.is_empty());
         consume(&mut q, 3);

@@ -1,7 +1,7 @@
 //! The pieces a response is sent as, and how they are sent.
 //!
-//! A response is a queue of chunks: header bytes we own, slices of a small file's cached bytes,
-//! and ranges of a large file's fd. Memory chunks leave through the ring (one send or sendmsg for
+//! A response is a queue of chunks: header bytes we own, a small file's shared head, slices of a
+//! small file's mapping, and ranges of a large file's fd. Memory chunks leave through the ring (one send or sendmsg for
 //! several); file ranges leave through sendfile(2) called directly on the non-blocking socket, with
 //! the ring waiting for writability (a POLLOUT poll) when the socket buffer is full.
 //!
@@ -25,12 +25,22 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
+use super::entry::Mapping;
+
 pub enum Chunk {
     /// Bytes this connection owns (headers, error pages, small bodies copied after their header).
     Owned { buf: Vec<u8>, pos: usize },
-    /// A slice of a cached file's bytes; the `Rc` keeps them alive while the kernel reads them.
+    /// A slice of a shared buffer (a cached file's prebuilt head); the `Rc` keeps it alive while
+    /// the kernel reads it.
     Shared {
         buf: Rc<[u8]>,
+        pos: usize,
+        end: usize,
+    },
+    /// `pos..end` of a small file's mapping; the `Rc` keeps it mapped while the kernel reads it.
+    /// Its bytes are never read here, only handed to the kernel (see `entry::Mapping`).
+    Mapped {
+        map: Rc<Mapping>,
         pos: usize,
         end: usize,
     },
@@ -43,11 +53,27 @@ pub enum Chunk {
 }
 
 impl Chunk {
-    /// The bytes still to send, for memory chunks.
-    pub fn remaining_mem(&self) -> Option<&[u8]> {
+    /// The bytes still to send as an iovec, for memory chunks (owned, shared or mapped).
+    pub fn remaining_iov(&self) -> Option<libc::iovec> {
+        let iov = |m: &[u8]| libc::iovec {
+            iov_base: m.as_ptr() as *mut libc::c_void,
+            iov_len: m.len(),
+        };
         match self {
-            Chunk::Owned { buf, pos } => Some(&buf[*pos..]),
-            Chunk::Shared { buf, pos, end } => Some(&buf[*pos..*end]),
+            Chunk::Owned { buf, pos } => Some(iov(&buf[*pos..])),
+            Chunk::Shared { buf, pos, end } => Some(iov(&buf[*pos..*end])),
+            Chunk::Mapped { map, pos, end } => Some(map.iov(*pos, *end)),
+            Chunk::File { .. } => None,
+        }
+    }
+
+    /// The bytes still to send, for tests (a mapped chunk's bytes are copied out).
+    #[cfg(test)]
+    pub fn remaining_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            Chunk::Owned { buf, pos } => Some(buf[*pos..].to_vec()),
+            Chunk::Shared { buf, pos, end } => Some(buf[*pos..*end].to_vec()),
+            Chunk::Mapped { map, pos, end } => Some(map.bytes_for_tests()[*pos..*end].to_vec()),
             Chunk::File { .. } => None,
         }
     }
@@ -55,7 +81,7 @@ impl Chunk {
     pub fn remaining(&self) -> u64 {
         match self {
             Chunk::Owned { buf, pos } => (buf.len() - pos) as u64,
-            Chunk::Shared { pos, end, .. } => (end - pos) as u64,
+            Chunk::Shared { pos, end, .. } | Chunk::Mapped { pos, end, .. } => (end - pos) as u64,
             Chunk::File { offset, end, .. } => end - offset,
         }
     }
@@ -63,7 +89,9 @@ impl Chunk {
     /// Marks `n` bytes (at most `remaining()`) as sent.
     pub fn advance(&mut self, n: u64) {
         match self {
-            Chunk::Owned { pos, .. } | Chunk::Shared { pos, .. } => *pos += n as usize,
+            Chunk::Owned { pos, .. } | Chunk::Shared { pos, .. } | Chunk::Mapped { pos, .. } => {
+                *pos += n as usize
+            }
             Chunk::File { offset, .. } => *offset += n,
         }
     }

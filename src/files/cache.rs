@@ -4,9 +4,14 @@
 //! Entries are trusted for `--cache-valid` and then checked with one stat(2) by path: a file changed
 //! in place or replaced by an atomic rename shows a new inode/size/mtime/ctime and is reopened.
 //! Misses (404/403) are cached for the same time so a flood of requests for a missing file costs
-//! hash lookups, not path walks. The cache is bounded by entry count and by the bytes of small-file
-//! contents held in memory; the least recently used entry goes first. A file's fd lives in an `Rc`:
-//! a transfer in flight holds its own reference, so eviction never closes an fd under a sendfile.
+//! hash lookups, not path walks. The cache is bounded by entry count, by the private bytes its
+//! prebuilt heads take, and by how many files it maps (`vm.max_map_count` is per process); the
+//! least recently used entry goes first. A file's fd and mapping live in `Rc`s: a transfer in
+//! flight holds its own reference, so eviction never closes an fd or unmaps bytes under a send.
+//!
+//! The worker's tick sweeps it (`sweep`): an entry unused for `--cache-inactive` is dropped, and
+//! open entries not checked for `--cache-valid` are checked with one fstat(2) of their fd, so a
+//! file deleted or renamed over (`st_nlink == 0`) is released even if nobody asks for it again.
 //!
 //! Which file answers a path is decided here on a miss and kept with the entry: `dir/` is its
 //! first `--index` name that exists (or, with `--autoindex`, the directory's `listing`), `x` is
@@ -83,6 +88,8 @@ struct Node {
     deps: Option<Deps>,
     /// When the value was last known to match the file system; trusted for `valid_ms` after.
     checked_at_ms: u64,
+    /// When the entry was last looked up (expires `inactive_ms` after).
+    used_at_ms: u64,
     prev: u32,
     next: u32,
 }
@@ -105,10 +112,18 @@ pub struct FileCache {
     max_entries: usize,
     max_bytes: u64,
     bytes: u64,
-    /// Files up to this size are kept in memory (`--inline-max`); see README.md for the figures.
+    /// Files up to this size are mapped (`--inline-max`); see README.md for the figures.
     inline_max: u64,
     valid_ms: u64,
     names: Names,
+    inactive_ms: u64,
+    /// Files mapped now, and the most that may be (half of `vm.max_map_count`, the per-process
+    /// limit on mappings, leaving the rest to the allocator and the ring). Past the bound, small
+    /// files are sent from their fd with sendfile, as large ones are.
+    mapped: usize,
+    max_mapped: usize,
+    /// Where the tick's revalidation walk resumes (an index into `nodes`).
+    sweep_at: usize,
     /// Counted for the metrics (plain fields: the worker publishes them on its tick).
     pub stats: CacheStats,
 }
@@ -126,11 +141,30 @@ pub struct CacheStats {
     pub compressions: u64,
 }
 
+/// Open entries the tick checks at most, per tick (an fstat each): with the 250 ms tick, 8,192 a
+/// second. A cache holding more open entries than `--cache-valid` times that is checked over
+/// several periods instead of one.
+const SWEEP_CHECKS: usize = 2048;
+
+/// `vm.max_map_count`, or its default when it cannot be read.
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(65530)
+}
+
 impl FileCache {
-    pub fn new(max_entries: usize, max_bytes: u64, inline_max: u64, valid_ms: u64) -> FileCache {
+    pub fn new(
+        max_entries: usize,
+        max_bytes: u64,
+        inline_max: u64,
+        valid_ms: u64,
+        inactive_ms: u64,
+    ) -> FileCache {
         FileCache {
             maps: std::array::from_fn(|_| {
-                HashMap::with_capacity_and_hasher(max_entries.min(65536), Default::default())
+                HashMap::with_capacity_and_hasher(max_entries.min(1024), Default::default())
             }),
             nodes: Vec::new(),
             free: Vec::new(),
@@ -142,6 +176,10 @@ impl FileCache {
             inline_max,
             valid_ms,
             names: Names::default(),
+            inactive_ms,
+            mapped: 0,
+            max_mapped: max_map_count() / 2,
+            sweep_at: 0,
             stats: CacheStats::default(),
         }
     }
@@ -150,6 +188,11 @@ impl FileCache {
     pub fn with_names(mut self, names: Names) -> FileCache {
         self.names = names;
         self
+    }
+
+    /// Bounds how many files may be mapped at once (tests use a small bound).
+    pub fn set_max_mapped(&mut self, n: usize) {
+        self.max_mapped = n;
     }
 
     /// Looks up a normalized path (starts with `/`; a trailing `/` means its index file) in the
@@ -165,6 +208,7 @@ impl FileCache {
             let node = &self.nodes[idx as usize];
             if now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms {
                 let v = node.value.clone();
+                self.nodes[idx as usize].used_at_ms = now_ms;
                 self.touch(idx);
                 self.stats.hits += 1;
                 return v;
@@ -180,6 +224,7 @@ impl FileCache {
                     {
                         let v = node.value.clone();
                         self.nodes[idx as usize].checked_at_ms = now_ms;
+                        self.nodes[idx as usize].used_at_ms = now_ms;
                         self.touch(idx);
                         self.stats.hits += 1;
                         return v;
@@ -310,20 +355,21 @@ impl FileCache {
             // A FIFO, a device, a socket: nothing to serve.
             _ => return (Lookup::Status(404), name.into()),
         }
-        // Bytes are kept in memory only while the budget has room: once it is full, further files
-        // are sent from the page cache with sendfile instead of evicting (and later re-reading)
-        // other files' bytes, which a working set larger than the budget would otherwise do on
-        // every miss.
+        // Small files are mapped only while the budgets have room (the heads' private bytes, and
+        // the number of mappings): once either is full, further files are sent from the page
+        // cache with sendfile instead of evicting (and later re-mapping) other files, which a
+        // working set larger than the budget would otherwise do on every miss.
         let size = st.st_size as u64;
-        let keep_bytes =
-            size <= self.inline_max && self.bytes + size + PREBUILT_HEAD_MAX <= self.max_bytes;
+        let map_it = size <= self.inline_max
+            && self.mapped < self.max_mapped
+            && self.bytes + PREBUILT_HEAD_MAX <= self.max_bytes;
         let served = [&b"/"[..], &name].concat();
         let value = match FileEntry::load(
             fd,
             st,
             key.path,
             key.coding,
-            keep_bytes,
+            map_it,
             Of::File(&served),
             prepare,
         ) {
@@ -401,7 +447,11 @@ impl FileCache {
         now_ms: u64,
     ) {
         let bytes = entry_bytes(&value);
-        while self.len() >= self.max_entries || self.bytes + bytes > self.max_bytes {
+        let maps = is_mapped(&value);
+        while self.len() >= self.max_entries
+            || self.bytes + bytes > self.max_bytes
+            || (maps && self.mapped >= self.max_mapped)
+        {
             if self.tail == NIL {
                 break;
             }
@@ -415,6 +465,7 @@ impl FileCache {
             value,
             deps,
             checked_at_ms: now_ms,
+            used_at_ms: now_ms,
             prev: NIL,
             next: NIL,
         };
@@ -429,6 +480,7 @@ impl FileCache {
             }
         };
         self.bytes += bytes;
+        self.mapped += maps as usize;
         self.stats.open_fds += holds_fd(&self.nodes[idx as usize].value) as u64;
         self.maps[key.coding.index()].insert(key.path.into(), idx);
         self.link_front(idx);
@@ -440,10 +492,59 @@ impl FileCache {
         let key = std::mem::take(&mut node.key);
         let value = std::mem::replace(&mut node.value, Lookup::Status(404));
         self.bytes -= entry_bytes(&value);
+        self.mapped -= is_mapped(&value) as usize;
         self.stats.open_fds -= holds_fd(&value) as u64;
         self.maps[node.coding.index()].remove(&key);
         self.free.push(idx);
         // `value` drops here: the fd closes unless a transfer still holds it.
+    }
+
+    /// The tick's sweep: drops entries unused for `inactive_ms` (from the least recently used
+    /// end, where they are), then checks up to `SWEEP_CHECKS` open entries whose validity has
+    /// run out, with one fstat(2) of their fd each: a file deleted or renamed over
+    /// (`st_nlink == 0`), or changed, is released now rather than when next asked for. Its fd and
+    /// mapping close at once unless a transfer in flight still holds them. Returns how many
+    /// entries were dropped.
+    pub fn sweep(&mut self, now_ms: u64) -> usize {
+        let mut dropped = 0;
+        while self.tail != NIL
+            && now_ms.saturating_sub(self.nodes[self.tail as usize].used_at_ms) >= self.inactive_ms
+        {
+            self.remove(self.tail);
+            dropped += 1;
+        }
+        let n = self.nodes.len();
+        let mut checks = 0;
+        for _ in 0..n {
+            if checks >= SWEEP_CHECKS {
+                break;
+            }
+            if self.sweep_at >= n {
+                self.sweep_at = 0;
+            }
+            let idx = self.sweep_at;
+            self.sweep_at += 1;
+            let node = &self.nodes[idx];
+            let Lookup::File(f) = &node.value else {
+                continue; // a free slot, a miss or a directory: nothing held open
+            };
+            if node.key.is_empty() || now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms {
+                continue;
+            }
+            checks += 1;
+            if f.outdated() {
+                self.remove(idx as u32);
+                dropped += 1;
+            } else {
+                self.nodes[idx].checked_at_ms = now_ms;
+            }
+        }
+        dropped
+    }
+
+    /// Files mapped now.
+    pub fn mapped(&self) -> usize {
+        self.mapped
     }
 
     fn evict_some(&mut self) {
@@ -517,10 +618,11 @@ fn holds_fd(v: &Lookup) -> bool {
     matches!(v, Lookup::File(f) if matches!(f.body, Body::Fd(_)))
 }
 
+/// The private bytes an entry holds (a mapped file's head; the mapped bytes are the page cache's).
 fn entry_bytes(v: &Lookup) -> u64 {
     match v {
         Lookup::File(f) => match &f.body {
-            Body::Memory(b) => b.len() as u64,
+            Body::Mapped(b) | Body::Memory(b) => b.len() as u64,
             Body::Fd(_) => 0,
         },
         _ => 0,
@@ -529,6 +631,10 @@ fn entry_bytes(v: &Lookup) -> u64 {
 
 fn is_reg(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+fn is_mapped(v: &Lookup) -> bool {
+    matches!(v, Lookup::File(f) if matches!(f.body, Body::Mapped(_)))
 }
 
 /// The Content-Type of a directory listing.
@@ -605,7 +711,7 @@ mod tests {
             clean_urls: true,
             ..Names::default()
         };
-        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 0).with_names(names);
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 0, 60_000).with_names(names);
         let size = |l: Lookup| match l {
             Lookup::File(f) => (f.size, f.content_type),
             _ => (0, ""),
@@ -644,16 +750,18 @@ mod tests {
         std::fs::write(d.join("b.txt"), b"bb").unwrap();
         std::fs::create_dir(d.join("sub")).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(2, 1 << 20, 64 << 10, 1000);
+        let mut c = FileCache::new(2, 1 << 20, 64 << 10, 1000, 60_000);
         match lookup(&mut c, &root, b"/a.txt", 0) {
             Lookup::File(f) => {
                 assert_eq!(f.size, 3);
-                let Body::Memory(m) = &f.body else {
-                    panic!("small files live in memory")
+                let Body::Mapped(m) = &f.body else {
+                    panic!("small files are mapped")
                 };
-                let (buf, at) = m.body();
-                assert_eq!(&buf[at..], b"aaa");
-                let (resp, _) = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
+                assert_eq!(m.bytes_for_tests(), b"aaa");
+                // The header lines are read from the head, not held twice.
+                assert!(matches!(f.lines(), crate::files::entry::Lines::InHead(..)));
+                assert!(f.lines().windows(6).any(|w| w == b"ETag: "));
+                let resp = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
                 let text = String::from_utf8_lossy(&resp).into_owned();
                 assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
                 assert!(
@@ -661,12 +769,7 @@ mod tests {
                     "{text}"
                 );
                 assert!(text.contains("\r\nContent-Length: 3\r\n"), "{text}");
-                assert!(text.ends_with("\r\n\r\naaa"), "{text}");
-                // A send in flight keeps its buffer; the next second gets a fresh copy.
-                let (held, _) = m.response(784111778, b"Sun, 06 Nov 1994 08:49:38 GMT");
-                let (next, _) = m.response(784111779, b"Sun, 06 Nov 1994 08:49:39 GMT");
-                assert!(String::from_utf8_lossy(&held).contains("08:49:38"));
-                assert!(String::from_utf8_lossy(&next).contains("08:49:39"));
+                assert!(text.ends_with("\r\n\r\n"), "{text}");
             }
             _ => panic!("expected a file"),
         }
@@ -683,8 +786,9 @@ mod tests {
             lookup(&mut c, &root, b"/b.txt", 0),
             Lookup::File(_)
         ));
-        // Two small files in memory (their prebuilt heads included); the evicted one no longer counts.
+        // Two small files' heads; the evicted one no longer counts.
         assert!(c.memory_bytes() < 2 * 512, "{}", c.memory_bytes());
+        assert_eq!(c.mapped(), 1, "one file mapped: b (a was evicted)");
         // Four lookups opened something, none was answered from the cache, and two entries
         // went to make room (the limit is 2).
         assert_eq!(
@@ -712,7 +816,7 @@ mod tests {
         std::fs::write(d.join("small"), b"s").unwrap();
         let root = Root::open(&d).unwrap();
         // Inline up to 10 bytes: "big" keeps its descriptor, "small" its bytes.
-        let mut c = FileCache::new(1, 1 << 20, 10, 1000);
+        let mut c = FileCache::new(1, 1 << 20, 10, 1000, 60_000);
         assert!(matches!(lookup(&mut c, &root, b"/big", 0), Lookup::File(_)));
         assert_eq!(c.stats.open_fds, 1);
         assert!(matches!(
@@ -728,7 +832,7 @@ mod tests {
         let d = tmpdir("fresh");
         std::fs::write(d.join("f"), b"old").unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100);
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, 60_000);
         let Lookup::File(a) = lookup(&mut c, &root, b"/f", 0) else {
             panic!()
         };
@@ -754,7 +858,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("secret"), d.join("link")).unwrap();
         std::os::unix::fs::symlink("../", d.join("up")).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100);
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 100, 60_000);
         assert!(matches!(
             lookup(&mut c, &root, b"/link", 0),
             Lookup::Status(403)
@@ -768,30 +872,74 @@ mod tests {
     }
 
     #[test]
-    fn byte_budget_bounds_memory_without_thrashing() {
+    fn mapping_bounds_without_thrashing() {
         let d = tmpdir("bytes");
         std::fs::write(d.join("a"), vec![1u8; 600]).unwrap();
         std::fs::write(d.join("b"), vec![2u8; 600]).unwrap();
+        std::fs::write(d.join("c"), vec![2u8; 600]).unwrap();
         std::fs::write(d.join("big"), vec![3u8; 5000]).unwrap();
         let root = Root::open(&d).unwrap();
-        let mut c = FileCache::new(100, 1500, 4096, 1000);
+        let mut c = FileCache::new(100, 1 << 20, 4096, 1000, 60_000);
+        c.set_max_mapped(1);
         let Lookup::File(a) = lookup(&mut c, &root, b"/a", 0) else {
             panic!()
         };
-        assert!(matches!(a.body, Body::Memory(_)));
-        // The budget is full: b is served from its fd, and a stays cached in memory.
+        assert!(matches!(a.body, Body::Mapped(_)));
+        // The mapping bound is reached: b is served from its fd, and a stays mapped.
         let Lookup::File(b) = lookup(&mut c, &root, b"/b", 0) else {
             panic!()
         };
         assert!(matches!(b.body, Body::Fd(_)));
-        let Body::Memory(m) = &a.body else { panic!() };
-        assert_eq!(c.memory_bytes(), m.len() as u64);
-        assert_eq!(c.len(), 2);
+        assert_eq!((c.mapped(), c.len()), (1, 2));
+        // The head budget too: with no room for another head, c is streamed.
+        let Body::Mapped(m) = &a.body else { panic!() };
+        assert_eq!(c.memory_bytes(), m.len() as u64, "only the head is private");
+        c.set_max_mapped(10);
+        c.max_bytes = c.memory_bytes() + 100;
+        let Lookup::File(cc) = lookup(&mut c, &root, b"/c", 0) else {
+            panic!()
+        };
+        assert!(matches!(cc.body, Body::Fd(_)));
         // Above --inline-max: always from the fd.
         let Lookup::File(big) = lookup(&mut c, &root, b"/big", 0) else {
             panic!()
         };
         assert!(matches!(big.body, Body::Fd(_)));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn sweep_expires_inactive_and_releases_deleted_files() {
+        let d = tmpdir("sweep");
+        for f in ["keep", "gone", "idle"] {
+            std::fs::write(d.join(f), f.repeat(100)).unwrap();
+        }
+        std::fs::write(d.join("big"), "big".repeat(1000)).unwrap();
+        let root = Root::open(&d).unwrap();
+        let mut c = FileCache::new(100, 1 << 20, 1000, 1000, 10_000);
+        for f in [&b"/keep"[..], b"/gone", b"/idle", b"/big"] {
+            assert!(matches!(lookup(&mut c, &root, f, 0), Lookup::File(_)));
+        }
+        assert_eq!(c.mapped(), 3, "big is over --inline-max");
+        // Within validity nothing is checked; after it, a deleted file (mapped or streamed) goes.
+        std::fs::remove_file(d.join("gone")).unwrap();
+        std::fs::write(d.join("big.new"), b"new").unwrap();
+        std::fs::rename(d.join("big.new"), d.join("big")).unwrap();
+        assert_eq!(c.sweep(500), 0);
+        for f in [&b"/keep"[..], b"/idle"] {
+            assert!(matches!(lookup(&mut c, &root, f, 500), Lookup::File(_)));
+        }
+        assert_eq!(c.sweep(1500), 2, "the deleted and the renamed-over file");
+        assert_eq!((c.len(), c.mapped()), (2, 2));
+        assert!(matches!(
+            lookup(&mut c, &root, b"/keep", 9_000),
+            Lookup::File(_)
+        ));
+        // idle was last used at 500: inactive from 10,500; keep stays.
+        assert_eq!(c.sweep(10_499), 0);
+        assert_eq!(c.sweep(10_500), 1);
+        assert_eq!((c.len(), c.mapped()), (1, 1));
+        assert!(c.maps[0].contains_key(&b"/keep"[..]));
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -837,7 +985,7 @@ mod tests {
             sibling: true,
             compress: true,
         };
-        let mut c = FileCache::new(100, 1 << 20, 64 << 10, 100);
+        let mut c = FileCache::new(100, 1 << 20, 64 << 10, 100, 60_000);
         // A sibling as new as the original: its bytes, the original's type and mtime.
         let Lookup::File(gz) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 0) else {
             panic!("the sibling")
@@ -846,7 +994,10 @@ mod tests {
         assert_eq!(gz.mtime, 1_000_000);
         assert!(gz.etag.ends_with(b"-gzip\""), "{:?}", gz.etag);
         assert!(gz.content_type.starts_with("text/javascript"));
-        assert!(gz.lines.windows(22).any(|w| w == b"Content-Encoding: gzip"));
+        assert!(gz
+            .lines()
+            .windows(22)
+            .any(|w| w == b"Content-Encoding: gzip"));
         // No sibling for br: compressed here, smaller than the file.
         let Lookup::File(br) = variant(&mut c, &root, b"/a.js", Coding::Br, both, 0) else {
             panic!("compressed")

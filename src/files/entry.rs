@@ -1,8 +1,9 @@
 //! One cached representation of one file: the facts a response is decided from (size,
-//! modification time, strong ETag, content type) and its bytes, in memory or behind an open fd.
+//! modification time, strong ETag, content type) and its bytes, mapped from the page cache or
+//! behind an open fd.
 //!
 //! Nothing here writes HTTP. An entry is made once, on a cache miss, and then only read. What
-//! every response for it shares (its header lines and, for a file kept in memory, the head of its
+//! every response for it shares (its header lines and, for a mapped file, the head of its
 //! complete `200`) is made at that moment by the response layer, through the `prepare` function
 //! the cache is handed: `Facts` in, `Prepared` out. So whatever depends on the entry alone (the
 //! validators, a per-path header rule, later a Content-Encoding) is worked out once per entry, and a
@@ -10,10 +11,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use super::open::{fstat, read_all};
+use super::body::Chunk;
+use super::open::fstat;
 use crate::http::date::HTTP_DATE_LEN;
 
 /// What identifies one version of a file: if any of these change, the cached entry is stale.
@@ -150,8 +152,10 @@ pub struct FileEntry {
     /// (`Facts::name`): a coded variant is named after it (`/about.html` -> `about.html.br`).
     /// Empty for a generated entry (a listing).
     pub name: Box<[u8]>,
-    /// The header lines the response layer made for this entry (`Prepared::lines`).
-    pub lines: Box<[u8]>,
+    /// The header lines the response layer made for this entry (`Prepared::lines`), unless they
+    /// are found inside a mapped entry's head (then empty: `lines()` reads them from there, and
+    /// an entry does not hold them twice).
+    lines: Box<[u8]>,
     /// `Prepared::meta_at`: `lines[meta_at..]` are the lines an error page sends.
     pub meta_at: usize,
     pub body: Body,
@@ -159,25 +163,27 @@ pub struct FileEntry {
 }
 
 pub enum Body {
-    /// Small files: the bytes in memory, behind their prepared head (the fd is closed after
-    /// reading).
+    /// Small files: mapped read-only from the page cache (one copy per machine, shared by every
+    /// worker), sent behind their prepared head.
+    Mapped(Resident),
+    /// Bytes made here (a representation compressed on the fly): in memory, behind their head.
     Memory(Resident),
-    /// Large files: the open fd, sent with sendfile(2).
+    /// Large files (and small ones past the mapping bound): the open fd, sent with sendfile(2).
     Fd(Rc<OwnedFd>),
 }
 
 impl FileEntry {
-    /// The entry for an open regular file: its bytes are read if `keep_bytes` (and stay the same
-    /// while being read), its facts worked out, and `prepare` makes the response layer's part.
-    /// A precompressed sibling is loaded with its `origin`, the identity entry of the file it was
-    /// made from: it takes the original's Content-Type and Last-Modified, and an ETag of its own
-    /// that names its coding.
+    /// The entry for an open regular file: it is mapped if `map_it` (and its version is the same
+    /// after mapping as before), its facts worked out, and `prepare` makes the response layer's
+    /// part. A precompressed sibling is loaded with its `origin`, the identity entry of the file
+    /// it was made from: it takes the original's Content-Type and Last-Modified, and an ETag of
+    /// its own that names its coding.
     pub(super) fn load(
         fd: OwnedFd,
         mut st: libc::stat,
         path: &[u8],
         coding: Coding,
-        keep_bytes: bool,
+        map_it: bool,
         of: Of,
         prepare: impl FnOnce(&Facts) -> Prepared,
     ) -> io::Result<FileEntry> {
@@ -185,23 +191,19 @@ impl FileEntry {
             Of::File(name) => (name, None),
             Of::SiblingOf(o) => (&o.name[..], Some(o)),
         };
-        let mut bytes = None;
-        if keep_bytes {
-            // Read, then check the file did not change while we read, so a response never mixes
-            // two versions. A file rewritten in place continuously gets a few tries, then is
-            // streamed from its fd (sendfile stops at the end it finds).
+        let mut map = None;
+        if map_it {
+            // Map, then check the file's version did not change meanwhile, so the facts describe
+            // the bytes mapped. A file rewritten in place continuously gets a few tries, then is
+            // streamed from its fd (sendfile stops at the end it finds). A failed mmap (out of
+            // address space or mappings) falls back to the fd too.
             for _ in 0..3 {
-                let b = match read_all(fd.as_raw_fd(), st.st_size as usize) {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        st = fstat(fd.as_raw_fd())?;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Ok(m) = Mapping::of(fd.as_raw_fd(), st.st_size as usize) else {
+                    break;
                 };
                 let after = fstat(fd.as_raw_fd())?;
                 if Version::of(&after) == Version::of(&st) {
-                    bytes = Some(b);
+                    map = Some(m);
                     break;
                 }
                 st = after;
@@ -230,10 +232,22 @@ impl FileEntry {
             lm_strong,
             etag: &etag,
             content_type,
-            resident: bytes.is_some(),
+            resident: map.is_some(),
         });
-        let body = match bytes {
-            Some(b) => Body::Memory(Resident::new(prepared.head, prepared.date_at, &b)),
+        let mut lines = prepared.lines;
+        let body = match map {
+            Some(m) => {
+                let r = Resident::new(
+                    prepared.head,
+                    prepared.date_at,
+                    Held::Map(Rc::new(m)),
+                    Some(fd),
+                );
+                if r.find_lines(&lines) {
+                    lines = Box::default();
+                }
+                Body::Mapped(r)
+            }
             None => Body::Fd(Rc::new(fd)),
         };
         Ok(FileEntry {
@@ -244,7 +258,7 @@ impl FileEntry {
             content_type,
             compressible: crate::mime::is_compressible(content_type),
             name: name.into(),
-            lines: prepared.lines,
+            lines,
             meta_at: prepared.meta_at,
             body,
             version: Version::of(&st),
@@ -274,6 +288,16 @@ impl FileEntry {
             content_type: origin.content_type,
             resident: true,
         });
+        let mut lines = prepared.lines;
+        let r = Resident::new(
+            prepared.head,
+            prepared.date_at,
+            Held::Heap(Rc::from(bytes)),
+            None,
+        );
+        if r.find_lines(&lines) {
+            lines = Box::default();
+        }
         FileEntry {
             size: bytes.len() as u64,
             mtime: origin.mtime,
@@ -282,9 +306,9 @@ impl FileEntry {
             content_type: origin.content_type,
             compressible: origin.compressible,
             name: origin.name.clone(),
-            lines: prepared.lines,
+            lines,
             meta_at: prepared.meta_at,
-            body: Body::Memory(Resident::new(prepared.head, prepared.date_at, bytes)),
+            body: Body::Memory(r),
             version: origin.version,
         }
     }
@@ -333,13 +357,18 @@ impl FileEntry {
             name: Box::default(),
             lines: prepared.lines,
             meta_at: prepared.meta_at,
-            body: Body::Memory(Resident::new(prepared.head, prepared.date_at, &bytes)),
+            body: Body::Memory(Resident::new(
+                prepared.head,
+                prepared.date_at,
+                Held::Heap(Rc::from(bytes)),
+                None,
+            )),
             version: Version::of(st),
         }
     }
 
-    /// An entry for tests elsewhere: `bytes` (in memory if `resident`, else from an fd of
-    /// /dev/null, which is never read here), made the way `load` makes one.
+    /// An entry for tests elsewhere: `bytes` (mapped from a temporary file if `resident`, else
+    /// from an fd of /dev/null, which is never read here), made the way `load` makes one.
     #[cfg(test)]
     pub(crate) fn for_tests(
         path: &[u8],
@@ -371,7 +400,15 @@ impl FileEntry {
             resident,
         });
         let body = if resident {
-            Body::Memory(Resident::new(prepared.head, prepared.date_at, bytes))
+            let fd = test_file(bytes);
+            let m = Mapping::of(fd.as_raw_fd(), bytes.len()).unwrap();
+            let held = Held::Map(Rc::new(m));
+            Body::Mapped(Resident::new(
+                prepared.head,
+                prepared.date_at,
+                held,
+                Some(fd),
+            ))
         } else {
             Body::Fd(Rc::new(std::fs::File::open("/dev/null").unwrap().into()))
         };
@@ -433,44 +470,128 @@ fn content_type(path: &[u8]) -> &'static str {
     }
 }
 
-/// A small file's bytes in one buffer behind the head `prepare` made for them, so the common
-/// response (HTTP/1.1, keep-alive, GET) is one send of one slice with nothing to format. Only the
-/// head's Date changes: it is patched in place once a second (or the buffer copied, if a send in
-/// flight still holds it). Other responses (ranges, HEAD, HTTP/1.0, closing) use `body()`.
-pub struct Resident {
-    buf: RefCell<Rc<[u8]>>,
-    /// Where the file's bytes start: the length of the head in front of them.
-    head_len: usize,
-    /// Where the 29 bytes of the Date value are, if the head has one.
-    date_at: Option<usize>,
-    /// The second the Date in `buf` says.
-    date_secs: Cell<i64>,
-}
-
-impl Resident {
-    pub fn new(head: Vec<u8>, date_at: Option<usize>, bytes: &[u8]) -> Resident {
-        let head_len = head.len();
-        let date_at = date_at.filter(|&at| at + HTTP_DATE_LEN <= head_len);
-        let mut v = head;
-        v.extend_from_slice(bytes);
-        Resident {
-            buf: RefCell::new(Rc::from(v)),
-            head_len,
-            date_at,
-            date_secs: Cell::new(i64::MIN),
+/// The descriptor the cache keeps for an entry: a mapped file's or a streamed file's. The tick
+/// asks it whether the file was deleted meanwhile (`st_nlink == 0`).
+impl FileEntry {
+    /// The header lines every 2xx and 304 for the entry carries (`Prepared::lines`).
+    pub fn lines(&self) -> Lines<'_> {
+        match &self.body {
+            Body::Mapped(r) | Body::Memory(r) if self.lines.is_empty() => {
+                if let Some((at, len)) = r.lines_at.get() {
+                    return Lines::InHead(r.head.borrow().clone(), at, len);
+                }
+                Lines::Own(&self.lines)
+            }
+            _ => Lines::Own(&self.lines),
         }
     }
 
-    /// The head and bytes with today's Date; `(buffer, head length)`.
-    pub fn response(&self, date_secs: i64, date: &[u8]) -> (Rc<[u8]>, usize) {
+    /// None for bytes made here (a representation compressed on the fly holds no file).
+    pub fn fd(&self) -> Option<RawFd> {
+        match &self.body {
+            Body::Mapped(r) | Body::Memory(r) => r.fd.as_ref().map(|fd| fd.as_raw_fd()),
+            Body::Fd(fd) => Some(fd.as_raw_fd()),
+        }
+    }
+
+    /// Whether the file this entry holds open was deleted or changed since it was opened (an
+    /// entry holding no file never is: its sources revalidate it).
+    pub fn outdated(&self) -> bool {
+        let Some(fd) = self.fd() else {
+            return false;
+        };
+        match fstat(fd) {
+            Ok(st) => st.st_nlink == 0 || Version::of(&st) != self.version,
+            Err(_) => true,
+        }
+    }
+}
+
+/// An entry's header lines: its own, or a window of its mapped head (which holds them already).
+pub enum Lines<'a> {
+    Own(&'a [u8]),
+    InHead(Rc<[u8]>, usize, usize),
+}
+
+impl std::ops::Deref for Lines<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Lines::Own(b) => b,
+            Lines::InHead(h, at, len) => &h[*at..*at + *len],
+        }
+    }
+}
+
+/// Where a resident entry's bytes are: a read-only mapping of its file, or memory of ours (bytes
+/// compressed on the fly).
+pub enum Held {
+    Map(Rc<Mapping>),
+    Heap(Rc<[u8]>),
+}
+
+/// A small file's response: the head `prepare` made for it, in a buffer of its own, and the
+/// file's bytes mapped from the page cache (or held, for bytes made here), so the common response (HTTP/1.1, keep-alive, GET) is
+/// one sendmsg of two iovecs with nothing to format and no file byte copied in user space. Only
+/// the head's Date changes: it is patched in place once a second (or the head copied, if a send in
+/// flight still holds it). Other responses (ranges, HEAD, HTTP/1.0, closing) use `map()`.
+pub struct Resident {
+    head: RefCell<Rc<[u8]>>,
+    /// Where the 29 bytes of the Date value are, if the head has one.
+    date_at: Option<usize>,
+    /// The second the Date in `head` says.
+    date_secs: Cell<i64>,
+    /// Where the entry's header lines are inside `head`, if they are.
+    lines_at: Cell<Option<(usize, usize)>>,
+    bytes: Held,
+    /// A mapped file's fd, kept open so the tick can tell a deleted file from a live one with
+    /// one fstat.
+    fd: Option<OwnedFd>,
+}
+
+impl Resident {
+    pub fn new(
+        head: Vec<u8>,
+        date_at: Option<usize>,
+        bytes: Held,
+        fd: Option<OwnedFd>,
+    ) -> Resident {
+        let date_at = date_at.filter(|&at| at + HTTP_DATE_LEN <= head.len());
+        Resident {
+            head: RefCell::new(Rc::from(head)),
+            date_at,
+            date_secs: Cell::new(i64::MIN),
+            lines_at: Cell::new(None),
+            bytes,
+            fd,
+        }
+    }
+
+    /// Looks for `lines` inside the head (outside its Date); remembers where if found.
+    fn find_lines(&self, lines: &[u8]) -> bool {
+        let head = self.head.borrow();
+        let date = self.date_at.map(|at| at..at + HTTP_DATE_LEN);
+        let found = (!lines.is_empty())
+            .then(|| head.windows(lines.len()).position(|w| w == lines))
+            .flatten()
+            .filter(|&at| match &date {
+                Some(d) => at + lines.len() <= d.start || at >= d.end,
+                None => true,
+            });
+        self.lines_at.set(found.map(|at| (at, lines.len())));
+        found.is_some()
+    }
+
+    /// The head with today's Date.
+    pub fn response(&self, date_secs: i64, date: &[u8]) -> Rc<[u8]> {
         if self.date_secs.get() != date_secs && date.len() == HTTP_DATE_LEN {
             if let Some(at) = self.date_at {
-                let mut b = self.buf.borrow_mut();
+                let mut b = self.head.borrow_mut();
                 let range = at..at + HTTP_DATE_LEN;
                 match Rc::get_mut(&mut b) {
                     Some(bytes) => bytes[range].copy_from_slice(date),
                     None => {
-                        // A send in flight still reads the old buffer: it keeps it; we take a copy.
+                        // A send in flight still reads the old head: it keeps it; we take a copy.
                         let mut v = b.to_vec();
                         v[range].copy_from_slice(date);
                         *b = Rc::from(v);
@@ -479,22 +600,156 @@ impl Resident {
             }
             self.date_secs.set(date_secs);
         }
-        (self.buf.borrow().clone(), self.head_len)
+        self.head.borrow().clone()
     }
 
-    /// The file's bytes: `(buffer, offset of the first byte)`.
-    pub fn body(&self) -> (Rc<[u8]>, usize) {
-        (self.buf.borrow().clone(), self.head_len)
+    /// How many bytes the body has.
+    pub fn body_len(&self) -> usize {
+        match &self.bytes {
+            Held::Map(m) => m.len(),
+            Held::Heap(b) => b.len(),
+        }
     }
 
-    /// Bytes held: the head and the file's bytes.
+    /// Bytes `pos..end` of the body (clamped to it) as a chunk to send.
+    pub fn body_chunk(&self, pos: usize, end: usize) -> Chunk {
+        let end = end.min(self.body_len());
+        let pos = pos.min(end);
+        match &self.bytes {
+            Held::Map(map) => Chunk::Mapped {
+                map: map.clone(),
+                pos,
+                end,
+            },
+            Held::Heap(buf) => Chunk::Shared {
+                buf: buf.clone(),
+                pos,
+                end,
+            },
+        }
+    }
+
+    /// Bytes made here, which may be read (never a mapping's, see `Mapping`).
+    pub fn heap_bytes(&self) -> Option<&Rc<[u8]>> {
+        match &self.bytes {
+            Held::Heap(b) => Some(b),
+            Held::Map(_) => None,
+        }
+    }
+
+    /// The body's bytes, for tests only.
+    #[cfg(test)]
+    pub fn bytes_for_tests(&self) -> Vec<u8> {
+        match &self.bytes {
+            Held::Map(m) => m.bytes_for_tests(),
+            Held::Heap(b) => b.to_vec(),
+        }
+    }
+
+    /// Private bytes held: the head, and bytes made here (mapped bytes are the page cache's).
     pub fn len(&self) -> usize {
-        self.buf.borrow().len()
+        self.head.borrow().len() + self.heap_bytes().map_or(0, |b| b.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A file mapped read-only and shared (`MAP_SHARED`, `PROT_READ`): its pages are the page
+/// cache's, one copy per machine whatever the number of workers. The bytes are never read in
+/// user space: they are only handed to the kernel as an iovec. A file truncated while mapped
+/// would raise SIGBUS on a user-space read; the kernel's copy in sendmsg gets EFAULT instead,
+/// which ends that one response (the connection closes; the worker goes on).
+pub struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps the first `len` bytes of `fd`; an empty file maps nothing.
+    pub fn of(fd: RawFd, len: usize) -> io::Result<Mapping> {
+        if len == 0 {
+            return Ok(Mapping {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+        // MAP_POPULATE: the page-table entries are made now, in one go, for pages the page cache
+        // holds (at most 16 for a 64 KiB file), rather than by one fault each on the first sends.
+        // SAFETY: a fresh read-only shared mapping of an open fd; the kernel picks the address,
+        // so nothing of ours is replaced; the result is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The address of byte `pos` and how many bytes follow it up to `end`, for an iovec.
+    pub fn iov(&self, pos: usize, end: usize) -> libc::iovec {
+        let end = end.min(self.len);
+        let pos = pos.min(end);
+        libc::iovec {
+            // SAFETY: `pos <= len`, so the pointer stays within (or one past) the mapping.
+            iov_base: unsafe { (self.ptr as *mut u8).add(pos) } as *mut libc::c_void,
+            iov_len: end - pos,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes, for tests only (a server never reads mapped bytes itself).
+    #[cfg(test)]
+    pub fn bytes_for_tests(&self) -> Vec<u8> {
+        if self.len == 0 {
+            return Vec::new();
+        }
+        // SAFETY: tests map files nobody truncates while they read them.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }.to_vec()
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: unmaps exactly what `of` mapped; the last `Rc` is gone, so no iovec of a
+            // send in flight points at it any more.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+/// A temporary file holding `bytes`, already unlinked, for tests' mapped entries.
+#[cfg(test)]
+pub(crate) fn test_file(bytes: &[u8]) -> OwnedFd {
+    use std::io::Write;
+    let p = std::env::temp_dir().join(format!(
+        "ringstatic-map-{}-{:?}-{}",
+        std::process::id(),
+        std::thread::current().id(),
+        bytes.len()
+    ));
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(bytes).unwrap();
+    let f = std::fs::File::open(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    f.into()
 }
 
 #[cfg(test)]
@@ -514,16 +769,38 @@ mod tests {
         let mut head = b"Date: ".to_vec();
         head.extend_from_slice(&[b' '; HTTP_DATE_LEN]);
         head.extend_from_slice(b"\r\n\r\n");
-        let m = Resident::new(head, Some(6), b"body");
-        let (buf, at) = m.response(1, date);
-        assert_eq!(&buf[..], b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\nbody");
-        assert_eq!(&buf[at..], b"body");
-        // No head, or a window that does not fit in it: the bytes are never touched.
-        for (head, at) in [(Vec::new(), None), (b"Date: x\r\n".to_vec(), Some(6))] {
-            let m = Resident::new(head.clone(), at, b"0123456789012345678901234567890123");
-            let (buf, len) = m.response(1, date);
-            assert_eq!(len, head.len());
-            assert_eq!(&buf[len..], b"0123456789012345678901234567890123");
-        }
+        let fd = test_file(b"body");
+        let map = Mapping::of(fd.as_raw_fd(), 4).unwrap();
+        let m = Resident::new(head, Some(6), Held::Map(Rc::new(map)), Some(fd));
+        let h = m.response(1, date);
+        assert_eq!(&h[..], b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n");
+        assert_eq!(m.bytes_for_tests(), b"body");
+        // A send in flight keeps its head; the next second gets a fresh copy.
+        let held = m.response(2, b"Sun, 06 Nov 1994 08:49:38 GMT");
+        let next = m.response(3, b"Sun, 06 Nov 1994 08:49:39 GMT");
+        assert!(String::from_utf8_lossy(&held).contains("08:49:38"));
+        assert!(String::from_utf8_lossy(&next).contains("08:49:39"));
+        // A window that does not fit in the head: nothing is patched.
+        let fd = test_file(b"x");
+        let map = Mapping::of(fd.as_raw_fd(), 1).unwrap();
+        let m = Resident::new(
+            b"Date: x\r\n".to_vec(),
+            Some(6),
+            Held::Map(Rc::new(map)),
+            Some(fd),
+        );
+        assert_eq!(&m.response(1, date)[..], b"Date: x\r\n");
+    }
+
+    #[test]
+    fn mapping_iovecs_stay_inside() {
+        let fd = test_file(b"0123456789");
+        let m = Mapping::of(fd.as_raw_fd(), 10).unwrap();
+        assert_eq!(m.iov(2, 5).iov_len, 3);
+        assert_eq!(m.iov(2, 50).iov_len, 8);
+        assert_eq!(m.iov(20, 50).iov_len, 0);
+        let empty = Mapping::of(fd.as_raw_fd(), 0).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.iov(0, 0).iov_len, 0);
     }
 }

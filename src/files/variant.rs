@@ -114,19 +114,24 @@ pub(super) fn find(
         return (Found::Nothing, deps);
     }
     let read;
-    let bytes: &[u8] = match &origin.body {
-        Body::Memory(m) => {
-            let (buf, at) = m.body();
-            read = buf;
-            &read[at..]
+    // A mapped original is read from its fd, never from its mapping (see `entry::Mapping`).
+    let heap = match &origin.body {
+        Body::Memory(m) => m.heap_bytes().cloned(),
+        _ => None,
+    };
+    let bytes: &[u8] = match (heap, origin.fd()) {
+        (Some(b), _) => {
+            read = b;
+            &read[..]
         }
-        Body::Fd(fd) => match read_all(fd.as_raw_fd(), origin.size as usize) {
-            Ok(b) if fstat(fd.as_raw_fd()).is_ok_and(|st| Version::of(&st) == origin.version) => {
+        (None, Some(fd)) => match read_all(fd, origin.size as usize) {
+            Ok(b) if fstat(fd).is_ok_and(|st| Version::of(&st) == origin.version) => {
                 read = b.into();
                 &read[..]
             }
             _ => return (Found::Transient, deps),
         },
+        (None, None) => return (Found::Transient, deps),
     };
     match compress(key.coding, bytes, Level::Fast) {
         Ok(c) if (c.len() as u64) < origin.size && (c.len() as u64) <= max_compressed => {

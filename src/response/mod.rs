@@ -42,10 +42,6 @@ pub use error::write_error;
 use find::{find, Found};
 pub(crate) use prepare::prepare;
 
-/// Bodies up to this size are copied behind their header so the response leaves in one plain send;
-/// larger cached bodies go as a second iovec of a sendmsg, without the copy.
-const COPY_BODY_MAX: usize = 4096;
-
 /// What the response path needs from its worker (inputs only; what was decided is the `Reply`).
 pub struct Ctx<'a> {
     pub cache: &'a mut FileCache,
@@ -155,8 +151,8 @@ fn representation(
     }
 }
 
-/// 200 with the whole file. On HTTP/1.1 keep-alive, a file in memory leaves as its prebuilt
-/// response: one slice of one buffer, nothing formatted.
+/// 200 with the whole file. On HTTP/1.1 keep-alive, a mapped file leaves as its prebuilt head and
+/// its mapping: two iovecs of one sendmsg, nothing formatted.
 fn full(
     f: &FileEntry,
     fr: Framing,
@@ -164,13 +160,23 @@ fn full(
     date_secs: i64,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
-    if let (true, Version::Http11, Body::Memory(m)) = (fr.keep, fr.version, &f.body) {
-        let (buf, head_len) = m.response(date_secs, date);
-        let end = if fr.head_only { head_len } else { buf.len() };
-        out.push_back(Chunk::Shared { buf, pos: 0, end });
+    if let (true, Version::Http11, Body::Mapped(m) | Body::Memory(m)) =
+        (fr.keep, fr.version, &f.body)
+    {
+        let head = m.response(date_secs, date);
+        let end = head.len();
+        out.push_back(Chunk::Shared {
+            buf: head,
+            pos: 0,
+            end,
+        });
+        let len = m.body_len();
+        if !fr.head_only && len > 0 {
+            out.push_back(m.body_chunk(0, len));
+        }
     } else {
         let mut h = status_line(200, date);
-        entity_lines(&mut h, f.content_type, &f.lines, f.size);
+        entity_lines(&mut h, f.content_type, &f.lines(), f.size);
         fr.finish(&mut h);
         push_with_body(out, h, f, 0, f.size, fr.head_only);
     }
@@ -217,7 +223,7 @@ fn status_line(code: u16, date: &[u8]) -> Vec<u8> {
 /// Queues `head` followed by bytes `start..end` of the file.
 fn push_with_body(
     out: &mut VecDeque<Chunk>,
-    mut head: Vec<u8>,
+    head: Vec<u8>,
     f: &FileEntry,
     start: u64,
     end: u64,
@@ -228,20 +234,11 @@ fn push_with_body(
         return;
     }
     match &f.body {
-        Body::Memory(m) => {
-            let (bytes, at) = m.body();
-            let (s, e) = (at + start as usize, (at + end as usize).min(bytes.len()));
-            if e - s <= COPY_BODY_MAX {
-                head.extend_from_slice(&bytes[s..e]);
-                out.push_back(Chunk::Owned { buf: head, pos: 0 });
-            } else {
-                out.push_back(Chunk::Owned { buf: head, pos: 0 });
-                out.push_back(Chunk::Shared {
-                    buf: bytes.clone(),
-                    pos: s,
-                    end: e,
-                });
-            }
+        // Never copied behind the head: that would read mapped bytes in user space (see
+        // `Mapping`); the kernel gathers both iovecs instead.
+        Body::Mapped(m) | Body::Memory(m) => {
+            out.push_back(Chunk::Owned { buf: head, pos: 0 });
+            out.push_back(m.body_chunk(start as usize, end as usize));
         }
         Body::Fd(fd) => {
             out.push_back(Chunk::Owned { buf: head, pos: 0 });
@@ -284,7 +281,7 @@ mod testing {
         for c in out {
             match c {
                 Chunk::File { offset, end, .. } => s.push_str(&format!("<file {offset}..{end}>")),
-                c => s.push_str(&String::from_utf8_lossy(c.remaining_mem().unwrap())),
+                c => s.push_str(&String::from_utf8_lossy(&c.remaining_bytes().unwrap())),
             }
         }
         s
@@ -326,12 +323,13 @@ mod tests {
         assert_eq!(reply, fr.reply(200, 5));
         assert_eq!(reply.disposition, Disposition::Close);
 
-        // In memory, HTTP/1.1 keep-alive: the prebuilt response, the same head, one shared slice.
+        // Mapped, HTTP/1.1 keep-alive: the prebuilt head, the same head, then the mapping.
         out.clear();
         let f = entry(b"/a.txt", b"hello", true);
         let fr = framing(true, Version::Http11, false);
         let reply = full(&f, fr, DATE, 784111777, &mut out);
-        assert!(matches!(out[0], Chunk::Shared { .. }) && out.len() == 1);
+        assert!(matches!(out[0], Chunk::Shared { .. }) && out.len() == 2);
+        assert!(matches!(out[1], Chunk::Mapped { .. }));
         assert_eq!(
             wire(&out),
             "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
@@ -350,16 +348,16 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_copied_behind_small_heads_only() {
-        let big = vec![b'x'; COPY_BODY_MAX + 1];
+    fn mapped_bodies_are_never_copied_behind_heads() {
+        let big = vec![b'x'; 5000];
         let f = entry(b"/big.bin", &big, true);
         let mut out = VecDeque::new();
         push_with_body(&mut out, b"H".to_vec(), &f, 0, 10, false);
-        assert_eq!(out.len(), 1);
+        assert!(matches!(out[1], Chunk::Mapped { .. }) && out.len() == 2);
         assert_eq!(wire(&out), "Hxxxxxxxxxx");
         out.clear();
         push_with_body(&mut out, b"H".to_vec(), &f, 0, big.len() as u64, false);
-        assert!(matches!(out[1], Chunk::Shared { .. }) && out.len() == 2);
+        assert!(matches!(out[1], Chunk::Mapped { .. }) && out.len() == 2);
         assert_eq!(out[1].remaining(), big.len() as u64);
     }
 }

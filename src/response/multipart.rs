@@ -21,17 +21,22 @@ pub(super) fn write(
     boundaries: &mut Boundaries,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
-    let boundary = match &f.body {
-        Body::Memory(m) => {
-            let (bytes, at) = m.body();
+    // Bytes of ours may be searched; a mapped file's never are (see `entry::Mapping`): it gets a
+    // fresh boundary, as a file sent from its fd does.
+    let heap = match &f.body {
+        Body::Memory(m) => m.heap_bytes(),
+        Body::Mapped(_) | Body::Fd(_) => None,
+    };
+    let boundary = match heap {
+        Some(bytes) => {
             let part = |r: &ByteRange| {
-                let end = (at + r.end as usize + 1).min(bytes.len());
-                bytes.get(at + r.start as usize..end).unwrap_or_default()
+                let end = (r.end as usize + 1).min(bytes.len());
+                bytes.get(r.start as usize..end).unwrap_or_default()
             };
             let parts: Vec<&[u8]> = rs.iter().map(part).collect();
             boundaries.next_absent_from(&parts)
         }
-        Body::Fd(_) => boundaries.fresh(),
+        None => boundaries.fresh(),
     };
     write_with(f, rs, fr, date, &boundary, out)
 }
@@ -71,7 +76,7 @@ fn write_with(
     h.extend_from_slice(b"\r\nContent-Length: ");
     push_u64(&mut h, total);
     h.extend_from_slice(b"\r\n");
-    h.extend_from_slice(&f.lines);
+    h.extend_from_slice(&f.lines());
     fr.finish(&mut h);
     out.push_back(Chunk::Owned { buf: h, pos: 0 });
     if fr.head_only {

@@ -40,9 +40,8 @@ pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
     };
     resolve_into(&cfg.header_rules, paths, &mut lines);
     let (head, date_at) = if facts.resident {
-        // The head `full` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank;
-        // room for the bytes behind it, which go in the same buffer.
-        let mut h = Vec::with_capacity(256 + facts.size as usize);
+        // The head `full` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank.
+        let mut h = Vec::with_capacity(256 + lines.len());
         let date_at = status_line_into(&mut h, 200, &[b' '; HTTP_DATE_LEN]);
         entity_lines(&mut h, facts.content_type, &lines, facts.size);
         finish_head(&mut h, true, Version::Http11);

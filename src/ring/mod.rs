@@ -71,7 +71,7 @@ pub fn build_with(entries: u32, disabled: bool) -> io::Result<IoUring> {
 
 /// The operations a worker submits, and the flags it sets on them: all a restricted ring accepts.
 const WORKER_OPS: [u8; 10] = [
-    opcode::AcceptMulti::CODE,
+    opcode::Accept::CODE,
     opcode::RecvMulti::CODE,
     opcode::Recv::CODE,
     opcode::Send::CODE,
@@ -116,7 +116,7 @@ pub fn probe(ring: &IoUring) -> Result<(), String> {
         .register_probe(&mut p)
         .map_err(|e| format!("io_uring probe failed: {e}"))?;
     let needed = [
-        (opcode::AcceptMulti::CODE, "multishot accept"),
+        (opcode::Accept::CODE, "accept"),
         (opcode::RecvMulti::CODE, "multishot recv"),
         (opcode::Send::CODE, "send"),
         (opcode::SendMsg::CODE, "sendmsg"),

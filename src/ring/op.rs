@@ -11,13 +11,17 @@ use io_uring::{opcode, squeue::Entry, squeue::Flags, types};
 
 use super::key::{Key, Op};
 
-/// Multishot accept on a listening socket: one entry, a completion per connection, until it is
-/// cancelled or fails. Points at nothing.
-pub fn accept_multi(listener: RawFd, key: Key) -> Entry {
-    opcode::AcceptMulti::new(types::Fd(listener))
-        .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-        .build()
-        .user_data(key.encode())
+/// One accept on a listening socket: one completion, one connection (or an error). Points at
+/// nothing (the peer's address is not asked for).
+pub fn accept(listener: RawFd, key: Key) -> Entry {
+    opcode::Accept::new(
+        types::Fd(listener),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    )
+    .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    .build()
+    .user_data(key.encode())
 }
 
 /// Multishot recv into buffers of provided-buffer group `group`; a buffer is taken only when

@@ -1,5 +1,9 @@
-//! Listeners: one multishot accept per listening socket, paused at `--max-connections` and
-//! after running out of descriptors, closed when a drain begins.
+//! Listeners: one single-shot accept in flight per listening socket, and only while the
+//! connections held plus the accepts in flight stay under `--max-connections`, so the limit is
+//! exact: at the limit nothing is accepted until a connection closes, and new clients wait in the
+//! kernel's listen backlog. (A multishot accept cannot be held to a limit: one wakeup accepts
+//! every connection waiting in the backlog before its completions, or a cancel, are seen.)
+//! Accepting also pauses after running out of descriptors; listeners close when a drain begins.
 
 use std::os::fd::RawFd;
 
@@ -16,7 +20,7 @@ const ACCEPT_BACKOFF_MS: u64 = 500;
 
 pub struct Listener {
     fd: RawFd,
-    /// A multishot accept is in flight on it.
+    /// An accept is in flight on it.
     pub armed: bool,
     closed: bool,
     /// TCP_DEFER_ACCEPT is on: a connection is accepted only once its first bytes are here.
@@ -38,9 +42,12 @@ impl Listener {
 }
 
 impl Worker {
+    /// Whether one more accept may be armed: the connections held plus the accepts already in
+    /// flight stay under the limit.
     fn should_accept(&self) -> bool {
+        let in_flight = self.listeners.iter().filter(|l| l.armed).count();
         !self.draining
-            && self.conns.live() < self.cfg.max_connections as usize
+            && self.conns.live() + in_flight < self.cfg.max_connections as usize
             && self.clock.now_ms >= self.accept_resume_ms
     }
 
@@ -50,7 +57,7 @@ impl Worker {
             return;
         }
         l.armed = true;
-        let sqe = op::accept_multi(l.fd, Key::new(Op::Accept, i as u32, 0));
+        let sqe = op::accept(l.fd, Key::new(Op::Accept, i as u32, 0));
         // SAFETY: an accept points at no memory; the listener's fd stays open while it is armed
         // (`close_listener` waits for its end).
         unsafe { self.ring.push(sqe) };
@@ -65,8 +72,8 @@ impl Worker {
     }
 
     pub(super) fn resume_accepting(&mut self) {
-        if self.should_accept() {
-            for i in 0..self.listeners.len() {
+        for i in 0..self.listeners.len() {
+            if !self.listeners[i].armed && self.should_accept() {
                 self.arm_accept(i);
             }
         }
@@ -144,9 +151,6 @@ impl Worker {
             self.first_read(slot);
         } else {
             self.arm_first_recv(slot);
-        }
-        if self.conns.live() >= self.cfg.max_connections as usize {
-            self.pause_accepting();
         }
     }
 

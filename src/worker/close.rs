@@ -105,6 +105,7 @@ impl Worker {
         if let Some(p) = c.pipe.take() {
             self.pipes.give(p); // kept only if empty
         }
+        self.send_pool.take_back(&mut c);
         if c.owns_fd() {
             // No operation refers to the fd any more (checked above). The close rides with the
             // next submission and runs inline there (sockets have no ->flush, so it is never

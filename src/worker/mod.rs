@@ -10,10 +10,11 @@
 //! The rooms:
 //! - `mod.rs`      setup, the loop, dispatch by completion key
 //! - `slots`       the connection table: slots, generations, the live count
-//! - `accept`      listeners and multishot accept, pausing at `--max-connections`
+//! - `accept`      listeners, one accept at a time, never past `--max-connections`
 //! - `recv`        reading: the first read, the multishot recv, feeding the session
 //! - `progress`    moving a connection forward after any event (the one driver)
 //! - `send`        writing: memory through the ring, files with sendfile or splice
+//! - `pool`        output queues and send buffers, lent to connections only while busy
 //! - `close`       linger, close and freeing the slot
 //! - `tick`        the timer tick, timeouts, signals and the graceful drain
 //! - `logwrite`    the access log's batches, written through the ring
@@ -25,6 +26,7 @@ mod accept;
 mod clock;
 mod close;
 mod logwrite;
+mod pool;
 mod progress;
 mod proxy;
 mod recv;
@@ -92,6 +94,8 @@ pub struct Worker {
     board: Option<WorkerSlot>,
     error_log: Option<std::path::PathBuf>,
     pipes: PipePool,
+    /// Output queues and send buffers, lent to connections while they have output.
+    send_pool: pool::SendPool,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -157,6 +161,7 @@ pub fn run(cli: &Cli) -> i32 {
         cfg.cache_bytes,
         cfg.inline_max,
         cfg.cache_valid_ms,
+        cfg.cache_inactive_ms,
     )
     .with_names(Names {
         index: cfg.index.clone(),
@@ -185,6 +190,7 @@ pub fn run(cli: &Cli) -> i32 {
         board,
         error_log: cli.error_log.clone(),
         pipes: PipePool::new(PIPE_SIZE),
+        send_pool: pool::SendPool::default(),
     };
     let code = w.event_loop();
     // Exit without dropping the worker: operations may still be in flight (a fast stop, or a

@@ -42,6 +42,7 @@ impl Worker {
             if c.session.ending().is_some() {
                 return self.start_linger(slot);
             }
+            self.send_pool.lend(c);
             if self.site.resume(c, &self.cfg, &self.clock, self.draining)
                 && (!c.session.out().is_empty() || c.session.ending().is_some())
             {
@@ -54,6 +55,8 @@ impl Worker {
             if c.session.has_room() {
                 c.resume_input();
             }
+            // Idle until the next request: what the responses needed goes back to the pool.
+            self.send_pool.take_back(c);
             // Until a PROXY header is complete, the header timeout keeps running from the accept.
             if c.proxy.is_none() {
                 c.await_request(

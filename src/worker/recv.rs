@@ -69,6 +69,7 @@ impl Worker {
             )
         };
         if n > 0 {
+            self.send_pool.lend(conn);
             let fed = proxy::feed(
                 &mut self.site,
                 conn,
@@ -121,6 +122,7 @@ impl Worker {
                 // Lingering or past its last request: what arrives is read and dropped.
                 if conn.life() == Lifecycle::Open && conn.session.ending().is_none() {
                     let data = self.bufs.data(b, res as usize);
+                    self.send_pool.lend(conn);
                     let fed = proxy::feed(
                         &mut self.site,
                         conn,

@@ -40,6 +40,11 @@ impl Site {
         }
     }
 
+    /// The tick's cache sweep: inactive entries expire, deleted files are released.
+    pub fn sweep_cache(&mut self, now_ms: u64) {
+        self.cache.sweep(now_ms);
+    }
+
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.requests

@@ -1,5 +1,5 @@
-//! The worker's timer tick (timeouts, counters for the master, the access log's flush), its
-//! signals (SIGTERM/SIGQUIT drain, SIGINT exit, SIGUSR1 reopen logs) and the graceful drain.
+//! The worker's timer tick (timeouts, the cache's sweep, counters for the master, the access log's
+//! flush), its signals (SIGTERM/SIGQUIT drain, SIGINT exit, SIGUSR1 reopen logs) and the graceful drain.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -50,6 +50,7 @@ impl Worker {
             s.requests.store(self.site.requests(), Relaxed);
             self.site.counters.publish(&s.counters);
         }
+        self.site.sweep_cache(now);
         self.flush_log(true);
         self.accept_tick();
         self.arm_tick();
