@@ -4,8 +4,10 @@
 //! behind the design is in `docs/design.md`.
 //!
 //! **Start-up and the master process** (one thread, and the status listener's; no request work)
-//! - `config`     the command line and config file: typed, validated settings with defaults;
-//!   `ServeConfig` is what a worker's request path reads
+//! - `config`     the command line: typed, validated settings with defaults
+//!   - `config::file`   the config file, turned into the same arguments
+//!   - `config::values` option value parsers (addresses, durations, sizes, codings)
+//!   - `config::serve`  `ServeConfig`, what a worker's request path reads; the shared checks
 //! - `siteopts`   the values of --index, --error-page, --fallback(-exclude): parsers and lookups
 //! - `control`    `-t` (check the configuration) and `-s reload|reopen|quit|stop`
 //! - `master`     checks the setup, then a loop that turns signals and due times into actions
@@ -75,7 +77,7 @@
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets;
-//!     index names and clean URLs
+//!     (`files::cache::names`: index names and clean URLs; `files::cache::fxhash` its hash)
 //!   - `files::listing` `--autoindex`: a directory's HTML listing, cached like a file
 //!   - `files::variant` a coded representation: a fresh precompressed sibling, or compressed here
 //!   - `files::codec` the brotli, zstd and gzip encoders and their levels

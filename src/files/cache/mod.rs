@@ -23,15 +23,22 @@
 //! when an entry is created.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
-use super::entry::{Body, Coding, Facts, FileEntry, Of, Prepared, Version};
-use super::listing;
-use super::open::{fstat, status_for_errno, Root};
-use super::variant::{self, Deps, Found, Sources};
+use crate::files::entry::{Body, Coding, Facts, FileEntry, Of, Prepared, Version};
+use crate::files::listing;
+use crate::files::open::{fstat, status_for_errno, Root};
+use crate::files::variant::{self, Deps, Found, Sources};
+
+mod fxhash;
+mod names;
+
+pub use fxhash::FxHasher;
+use names::is_reg;
+pub use names::Names;
 
 /// What an entry is found by: a normalized path and which representation of it.
 #[derive(Clone, Copy, Debug)]
@@ -53,29 +60,6 @@ pub enum Lookup {
     Directory,
     /// 403, 404, 500, 503.
     Status(u16),
-}
-
-/// How request paths map to files beyond their plain name; set once from the configuration.
-#[derive(Clone, Debug)]
-pub struct Names {
-    /// The index files of `dir/`, tried in order (`--index`).
-    pub index: Vec<Vec<u8>>,
-    /// `/about` is answered by `about.html` when there is no `about` (`--clean-urls`).
-    pub clean_urls: bool,
-    /// A directory without an index is listed (`--autoindex`), dot entries too if `show_hidden`.
-    pub autoindex: bool,
-    pub show_hidden: bool,
-}
-
-impl Default for Names {
-    fn default() -> Names {
-        Names {
-            index: vec![b"index.html".to_vec()],
-            clean_urls: false,
-            autoindex: false,
-            show_hidden: false,
-        }
-    }
 }
 
 struct Node {
@@ -379,65 +363,6 @@ impl FileCache {
         (value, name.into())
     }
 
-    /// The files that may answer `key`, in order of preference: `dir/` -> each index name;
-    /// `x` -> `x`, then `x.html` with clean URLs.
-    fn candidates(&self, key: Key) -> Vec<Vec<u8>> {
-        let rel = key.path.strip_prefix(b"/").unwrap_or(key.path);
-        let mut names: Vec<Vec<u8>> = Vec::with_capacity(2);
-        if rel.is_empty() || rel.ends_with(b"/") {
-            for n in &self.names.index {
-                names.push([rel, n].concat());
-            }
-        } else {
-            names.push(rel.to_vec());
-            if self.names.clean_urls && !rel.ends_with(b".html") {
-                names.push([rel, b".html"].concat());
-            }
-        }
-        names
-    }
-
-    /// Whether a file preferred to the one that answered `key` (an earlier index name, `x`
-    /// rather than `x.html`) exists now: then the entry is looked up anew. Asked only when an
-    /// entry is revalidated, and then only of an entry that was not answered by its first choice.
-    fn preferred_exists(&self, root: &Root, key: Key, idx: u32) -> bool {
-        let file = &self.nodes[idx as usize].file;
-        self.candidates(key)
-            .iter()
-            .take_while(|c| c.as_slice() != &file[..])
-            .any(|c| {
-                root.stat(c)
-                    .is_ok_and(|st| is_reg(&st) || !key.path.ends_with(b"/"))
-            })
-    }
-
-    /// No file answers `key`: 404, or for a directory without an index, its listing if
-    /// `--autoindex` is on (made once per directory version, like any entry).
-    fn no_file(
-        &mut self,
-        root: &Root,
-        key: Key,
-        rel: &[u8],
-        prepare: impl FnOnce(&Facts) -> Prepared,
-    ) -> (Lookup, Box<[u8]>) {
-        let dir: &[u8] = if rel.is_empty() { b"." } else { rel };
-        if !self.names.autoindex || !key.path.ends_with(b"/") || key.coding != Coding::Identity {
-            return (Lookup::Status(404), dir.into());
-        }
-        let (fd, st) = match self.open(root, dir) {
-            Ok((fd, st)) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => (fd, st),
-            Ok(_) => return (Lookup::Status(404), dir.into()),
-            Err(e) => return (Lookup::Status(status_for_errno(&e)), dir.into()),
-        };
-        match listing::render(root, &fd, rel, key.path, self.names.show_hidden) {
-            Ok(html) => {
-                let f = FileEntry::generated(html, &st, key.path, LISTING_TYPE, prepare);
-                (Lookup::File(Rc::new(f)), dir.into())
-            }
-            Err(e) => (Lookup::Status(status_for_errno(&e)), dir.into()),
-        }
-    }
-
     fn insert(
         &mut self,
         key: Key,
@@ -629,43 +554,8 @@ fn entry_bytes(v: &Lookup) -> u64 {
     }
 }
 
-fn is_reg(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFREG
-}
-
 fn is_mapped(v: &Lookup) -> bool {
     matches!(v, Lookup::File(f) if matches!(f.body, Body::Mapped(_)))
-}
-
-/// The Content-Type of a directory listing.
-const LISTING_TYPE: &str = "text/html; charset=utf-8";
-
-/// The Fx hash (from rustc): paths are short and not attacker-chosen in a way that matters here,
-/// since the table is bounded by --cache-entries; SipHash would cost more than the lookup itself.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            self.hash = (self.hash.rotate_left(5) ^ v).wrapping_mul(SEED);
-        }
-        for &b in chunks.remainder() {
-            self.hash = (self.hash.rotate_left(5) ^ b as u64).wrapping_mul(SEED);
-        }
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.hash = (self.hash.rotate_left(5) ^ i as u64).wrapping_mul(SEED);
-    }
-    fn finish(&self) -> u64 {
-        self.hash
-    }
 }
 
 #[cfg(test)]
