@@ -85,11 +85,7 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> Intake {
-        let before = self.requests;
-        let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        let intake = c.session.feed(data, &mut h);
-        c.queued(self.requests - before, clock.now_ms);
-        intake
+        self.with_session(c, cfg, clock, draining, |s, h| s.feed(data, h))
     }
 
     /// The header timeout ran out: a half-sent head gets 408; returns whether one was queued.
@@ -100,11 +96,7 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> bool {
-        let before = self.requests;
-        let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        let answered = c.session.time_out(&mut h);
-        c.queued(self.requests - before, clock.now_ms);
-        answered
+        self.with_session(c, cfg, clock, draining, |s, h| s.time_out(h))
     }
 
     /// Answers the requests a session held back while its output was full.
@@ -115,11 +107,24 @@ impl Site {
         clock: &Clock,
         draining: bool,
     ) -> bool {
+        self.with_session(c, cfg, clock, draining, |s, h| s.resume(h))
+    }
+
+    /// Runs one session step with this site as its handler, then tells the connection how many
+    /// requests that step answered (their timing starts now).
+    fn with_session<R>(
+        &mut self,
+        c: &mut Conn,
+        cfg: &ServeConfig,
+        clock: &Clock,
+        draining: bool,
+        step: impl FnOnce(&mut crate::session::Session, &mut Requests) -> R,
+    ) -> R {
         let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
-        let held = c.session.resume(&mut h);
+        let r = step(&mut c.session, &mut h);
         c.queued(self.requests - before, clock.now_ms);
-        held
+        r
     }
 
     /// The cache's counts, for the tick to publish with the rest.
