@@ -128,6 +128,7 @@ pub mod scoreboard;
 pub mod session;
 pub mod sigset;
 pub mod siteopts;
+pub mod tls;
 pub mod worker;
 
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.

@@ -1,0 +1,3 @@
+//! HTTPS: TLS on a listener's connections.
+
+pub mod ktls;
