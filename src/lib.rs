@@ -54,6 +54,9 @@
 //!   - `ring::bufring` the provided-buffer ring recv reads into
 //! - `conn`       one connection: Reading / Writing / Lifecycle, changed by named transitions
 //! - `session`    the pure request loop: bytes in, responses queued, pipelining, back-pressure
+//! - `tls`        HTTPS
+//!   - `tls::x509`    a leaf certificate's validity and host names: a small DER walk; SNI matching
+//!   - `tls::tickets` session tickets keyed from the master's secret, so every worker resumes them
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O
@@ -128,6 +131,7 @@ pub mod scoreboard;
 pub mod session;
 pub mod sigset;
 pub mod siteopts;
+pub mod tls;
 pub mod worker;
 
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.

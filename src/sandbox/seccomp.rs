@@ -92,7 +92,8 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_mprotect,
         SYS_brk,
         // time (the vDSO's fallback), a panic's message and abort, std's bookkeeping; getrandom
-        // because std would otherwise open /dev/urandom, which Landlock refuses
+        // because std would otherwise open /dev/urandom, which Landlock refuses, and so would
+        // ring (TLS handshake randoms, session-ticket nonces) on EPERM
         SYS_clock_gettime,
         SYS_rt_sigreturn,
         SYS_rt_sigprocmask,

@@ -1,0 +1,2 @@
+pub mod tickets;
+pub mod x509;
