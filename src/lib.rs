@@ -54,6 +54,9 @@
 //!   - `ring::bufring` the provided-buffer ring recv reads into
 //! - `conn`       one connection: Reading / Writing / Lifecycle, changed by named transitions
 //! - `session`    the pure request loop: bytes in, responses queued, pipelining, back-pressure
+//! - `tls`        HTTPS
+//!   - `tls::x509`    a leaf certificate's validity and host names: a small DER walk; SNI matching
+//!   - `tls::tickets` session tickets keyed from the master's secret, so every worker resumes them
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O
