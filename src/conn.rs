@@ -104,6 +104,24 @@ pub struct Conn {
     pub tls: Option<Box<crate::tls::stream::TlsStream>>,
     /// On a plain listener with `--redirect-https`: every request is redirected.
     pub redirect_https: bool,
+    /// Whether the kernel does this connection's TLS (`worker::ktls`).
+    pub ktls: KernelTls,
+}
+
+/// Kernel TLS on a `tls` listener's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelTls {
+    /// Not the kernel's: a plain connection, or TLS in user space for the connection's life.
+    No,
+    /// TLS in user space until the handshake is done and nothing of the TLS stream is held here;
+    /// then the keys go to the kernel. Until then its recvs are single-shot, so no ciphertext
+    /// can be on its way to user space when the keys move.
+    Wanted,
+    /// The kernel encrypts and decrypts: the connection is used as a plain one, except that no
+    /// send carries MSG_WAITALL (the kernel's TLS refuses it) and close_notify precedes the FIN.
+    On,
+    /// On, and our close_notify has been sent.
+    Closed,
 }
 
 /// The iovecs and msghdr of one connection's sends: 312 bytes that only a connection with
@@ -155,6 +173,7 @@ impl Conn {
             bufs: None,
             tls: None,
             redirect_https: false,
+            ktls: KernelTls::No,
         }
     }
 

@@ -30,6 +30,7 @@ const FILE_OPTIONS: &[&str] = &[
     "cache-bytes",
     "inline-max",
     "large-body",
+    "ktls",
     "header-timeout",
     "keepalive-timeout",
     "send-timeout",

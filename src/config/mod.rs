@@ -96,6 +96,12 @@ pub struct Cli {
     #[arg(long)]
     pub redirect_https: bool,
 
+    /// Kernel TLS on `tls` listeners: `auto` hands each connection's record keys to the kernel
+    /// after its handshake where the kernel can take them (then bodies leave by sendfile,
+    /// encrypted by the kernel); `off` encrypts in user space always.
+    #[arg(long, value_name = "auto|off", default_value = "auto", value_enum)]
+    pub ktls: KernelTlsMode,
+
     /// Peers allowed to send a PROXY protocol header (CIDR or address; repeatable). Without it,
     /// any peer of a proxy-protocol listener may; with it, a connection from any other peer
     /// is closed unread.
@@ -261,6 +267,12 @@ pub enum LogFormat {
 pub enum SandboxMode {
     On,
     Strict,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelTlsMode {
+    Auto,
     Off,
 }
 

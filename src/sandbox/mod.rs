@@ -42,6 +42,8 @@ pub struct Plan<'a> {
     pub logs: Vec<PathBuf>,
     /// Whether the ring's restrictions took (set up in `ring`).
     pub ring: Result<(), String>,
+    /// The worker hands TLS keys to the kernel (setsockopt after setup).
+    pub ktls: bool,
 }
 
 /// Enters the sandbox. Err only when the switch of user failed: a worker that should not be
@@ -76,7 +78,7 @@ pub fn enter(plan: Plan) -> Result<Report, String> {
         if landlock.is_ok() {
             check = outside_is_closed(plan.root);
         }
-        seccomp = seccomp::install();
+        seccomp = seccomp::install(plan.ktls);
         if seccomp.is_ok() && check.is_ok() {
             check = new_socket_is_refused();
         }

@@ -52,8 +52,9 @@ const ARCH: Option<u32> = Some(0xC000_00B7);
 const ARCH: Option<u32> = None;
 
 /// The calls a worker makes after setup, hottest first (the order only matters without the
-/// kernel's bitmap cache). Names are libc's, so the numbers follow the architecture.
-fn allowed() -> Vec<libc::c_long> {
+/// kernel's bitmap cache). Names are libc's, so the numbers follow the architecture. `ktls`:
+/// setsockopt too, which hands a connection's TLS keys to the kernel (`tls::ktls::enable`).
+fn allowed(ktls: bool) -> Vec<libc::c_long> {
     use libc::*;
     let mut v = vec![
         // the loop, the first read, bodies
@@ -116,12 +117,15 @@ fn allowed() -> Vec<libc::c_long> {
     ];
     #[cfg(target_arch = "x86_64")]
     v.push(SYS_dup2);
+    if ktls {
+        v.push(SYS_setsockopt);
+    }
     v
 }
 
 /// Builds the program: wrong architecture -> EPERM; ioctl only with FIONREAD; the list -> allow;
 /// anything else -> EPERM.
-fn program(arch: u32) -> Vec<Insn> {
+fn program(arch: u32, ktls: bool) -> Vec<Insn> {
     let ins = |code, jt, jf, k| Insn { code, jt, jf, k };
     let mut p = vec![
         ins(LD_W_ABS, 0, 0, OFF_ARCH),
@@ -129,7 +133,7 @@ fn program(arch: u32) -> Vec<Insn> {
         ins(RET_K, 0, 0, EPERM),
         ins(LD_W_ABS, 0, 0, OFF_NR),
     ];
-    for nr in allowed() {
+    for nr in allowed(ktls) {
         p.push(ins(JEQ_K, 0, 1, nr as u32));
         p.push(ins(RET_K, 0, 0, ALLOW));
     }
@@ -143,11 +147,11 @@ fn program(arch: u32) -> Vec<Insn> {
 }
 
 /// Installs the filter on this (only) thread for good. Needs no_new_privs first.
-pub fn install() -> Result<(), String> {
+pub fn install(ktls: bool) -> Result<(), String> {
     let Some(arch) = ARCH else {
         return Err("no allowlist for this architecture".into());
     };
-    let p = program(arch);
+    let p = program(arch, ktls);
     let prog = Prog {
         len: p.len() as u16,
         filter: p.as_ptr(),
@@ -201,7 +205,7 @@ mod tests {
 
     #[test]
     fn every_jump_lands_inside_the_program() {
-        let p = program(0);
+        let p = program(0, true);
         for (i, insn) in p.iter().enumerate() {
             if insn.code == JEQ_K {
                 assert!(i + 1 + (insn.jt.max(insn.jf) as usize) < p.len());
@@ -209,9 +213,10 @@ mod tests {
         }
         assert_eq!(p.last().unwrap().k, EPERM);
         assert!(p.len() < 4096);
-        let mut nrs = allowed();
+        let mut nrs = allowed(true);
         nrs.sort();
         nrs.dedup();
-        assert_eq!(nrs.len(), allowed().len(), "a call listed twice");
+        assert_eq!(nrs.len(), allowed(true).len(), "a call listed twice");
+        assert!(!allowed(false).contains(&libc::SYS_setsockopt));
     }
 }

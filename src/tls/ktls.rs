@@ -226,6 +226,44 @@ pub fn enable(fd: RawFd, version: ProtocolVersion, secrets: ExtractedSecrets) ->
     set_keys(fd, libc::TLS_RX, &rx)
 }
 
+/// Follows received ciphertext across TLS record headers (type, version, 16-bit length), to
+/// tell whether the bytes read so far end exactly where a record ends: then rustls holds no
+/// partial record, and what is still in the socket starts with a whole one the kernel can take.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecordEdge {
+    /// Bytes of the current record's 5-byte header seen so far (0 between records).
+    header: [u8; 5],
+    have: u8,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+}
+
+impl RecordEdge {
+    pub fn advance(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let have = self.have as usize;
+            let n = (5 - have).min(data.len());
+            self.header[have..have + n].copy_from_slice(&data[..n]);
+            self.have += n as u8;
+            data = &data[n..];
+            if self.have == 5 {
+                self.have = 0;
+                self.body_left = u16::from_be_bytes([self.header[3], self.header[4]]) as usize;
+            }
+        }
+    }
+
+    pub fn at_boundary(&self) -> bool {
+        self.have == 0 && self.body_left == 0
+    }
+}
+
 /// Sends a close_notify alert on a kTLS socket: one sendmsg whose cmsg sets the record type to
 /// alert. Non-blocking: `WouldBlock` when the socket buffer is full (wait for POLLOUT and call
 /// it again). Any record left open by a `MSG_MORE` send is pushed first by the kernel.
@@ -755,6 +793,25 @@ mod tests {
                 eprintln!("skipped: kernel has no kTLS ({why})");
             }
         }
+    }
+
+    #[test]
+    fn record_edges() {
+        let mut e = RecordEdge::default();
+        assert!(e.at_boundary());
+        // A 3-byte record, then a 0-byte one, then a 300-byte one fed in pieces.
+        e.advance(&[23, 3, 3, 0, 3, 1, 2]);
+        assert!(!e.at_boundary());
+        e.advance(&[3, 21, 3, 3, 0, 0]);
+        assert!(e.at_boundary());
+        e.advance(&[23, 3]);
+        assert!(!e.at_boundary());
+        e.advance(&[3, 1, 44]);
+        assert!(!e.at_boundary());
+        e.advance(&[0; 299]);
+        assert!(!e.at_boundary());
+        e.advance(&[0]);
+        assert!(e.at_boundary());
     }
 
     /// The nonce layout the kernel expects, checked without a kernel.

@@ -77,6 +77,8 @@ pub fn server_config(cli: &Cli, secret: Option<[u8; 32]>) -> Result<Arc<ServerCo
     // One ticket per full TLS 1.3 handshake (rustls's default is two, OpenSSL's too): an HTTP/1.1
     // client resumes one connection at a time and gets a fresh ticket with each resumption.
     c.send_tls13_tickets = 1;
+    // Kernel TLS (`ktls`) takes the record keys out of rustls once a handshake is done.
+    c.enable_secret_extraction = cli.ktls == crate::config::KernelTlsMode::Auto;
     Ok(Arc::new(c))
 }
 

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use rustls::{ServerConfig, ServerConnection};
 
+use super::ktls::{self, RecordEdge, Support};
+
 /// Most response bytes sealed into records before they are sent: four full records, so a large
 /// body leaves in sends of about 64 KiB and other connections run between them.
 pub const SEAL_MAX: usize = 4 * 16384;
@@ -26,6 +28,19 @@ pub struct TlsStream {
     sent: usize,
     /// close_notify has been queued.
     closed: bool,
+    /// Where the received ciphertext stands against record boundaries (for kernel TLS).
+    edge: RecordEdge,
+}
+
+/// Whether a connection's keys can go to the kernel (`TlsStream::kernel_ready`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum KernelReady {
+    /// Now: nothing of the TLS stream is held here.
+    Ready,
+    /// Not yet: the handshake goes on, records wait to be sent, or part of a record was read.
+    NotYet,
+    /// Never: a version or suite the kernel does not take, or close_notify already queued.
+    Never,
 }
 
 /// What a client's bytes led to.
@@ -47,12 +62,14 @@ impl TlsStream {
             out: Vec::new(),
             sent: 0,
             closed: false,
+            edge: RecordEdge::default(),
         })
     }
 
     /// Takes received ciphertext and appends the plaintext it carried to `plain` (read through
     /// `scratch`, a worker-wide buffer).
     pub fn ingest(&mut self, mut data: &[u8], scratch: &mut [u8], plain: &mut Vec<u8>) -> Ingested {
+        self.edge.advance(data);
         let mut closed = false;
         while !data.is_empty() {
             match self.conn.read_tls(&mut data) {
@@ -139,6 +156,46 @@ impl TlsStream {
             self.out = Vec::new();
             self.sent = 0;
         }
+    }
+
+    /// Whether the keys can go to the kernel now (see `tls::ktls`): the handshake is done, every
+    /// record rustls made has left (no send points into `out`), and the ciphertext read so far
+    /// ends on a record boundary, so rustls holds no part of a record the kernel would need.
+    pub fn kernel_ready(&self, support: &Support) -> KernelReady {
+        if self.closed {
+            return KernelReady::Never;
+        }
+        if self.conn.is_handshaking() {
+            return KernelReady::NotYet;
+        }
+        let covered = match (
+            self.conn.protocol_version(),
+            self.conn.negotiated_cipher_suite(),
+        ) {
+            (Some(v), Some(s)) => support.covers(v, s.suite()),
+            _ => false,
+        };
+        if !covered {
+            return KernelReady::Never;
+        }
+        if self.wants_write() || !self.edge.at_boundary() {
+            return KernelReady::NotYet;
+        }
+        KernelReady::Ready
+    }
+
+    /// Hands the keys to the kernel on `fd` (only after `kernel_ready` said `Ready`). The stream
+    /// is gone either way; on `Err` nothing can speak TLS on the socket any more: close it.
+    pub fn into_kernel(self, fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        let version = self
+            .conn
+            .protocol_version()
+            .ok_or_else(|| std::io::Error::other("kernel TLS: no protocol version"))?;
+        let secrets = self
+            .conn
+            .dangerous_extract_secrets()
+            .map_err(|e| std::io::Error::other(format!("kernel TLS: {e}")))?;
+        ktls::enable(fd, version, secrets)
     }
 
     /// The negotiated protocol version and suite, for logs and tests.

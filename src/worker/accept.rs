@@ -155,6 +155,11 @@ impl Worker {
             },
             _ => None,
         };
+        let ktls = if tls.is_some() && self.ktls.is_some() {
+            crate::conn::KernelTls::Wanted
+        } else {
+            crate::conn::KernelTls::No
+        };
         let redirect_https = !kind.tls && self.cfg.redirect_https;
         let peer = if self.site.logs() && !proxy {
             peer_text(fd)
@@ -169,6 +174,7 @@ impl Worker {
                 c.proxy = Some(Box::default());
             }
             c.tls = tls;
+            c.ktls = ktls;
             c.redirect_https = redirect_https;
             c
         });

@@ -20,12 +20,14 @@
 //! - `logwrite`    the access log's batches, written through the ring
 //! - `proxy`       the PROXY protocol header on a proxy-protocol listener, before any HTTP
 //! - `tls`         a tls listener's connections: ciphertext through rustls, records out
+//! - `ktls`        the handover of a tls connection's keys to the kernel, and its close_notify
 //! - `site`        the request path's state (cache, root, log, counters) as a session `Handler`
 //! - `clock`       the coarse clock and the cached Date header
 
 mod accept;
 mod clock;
 mod close;
+mod ktls;
 mod logwrite;
 mod pool;
 mod progress;
@@ -102,6 +104,8 @@ pub struct Worker {
     tls_config: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The worker's plaintext buffers for TLS.
     tls_scratch: tls::Scratch,
+    /// What the kernel's TLS takes, when `tls` connections hand their keys to it.
+    ktls: Option<crate::tls::ktls::Support>,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -174,6 +178,7 @@ pub fn run(cli: &Cli) -> i32 {
         // SAFETY: the memfd inherited from the master is ours; it is read (above) and not used again.
         unsafe { libc::close(fd) };
     }
+    let ktls = kernel_tls(cli, tls_config.is_some(), spec.index);
     let mut cfg = cfg;
     cfg.https_port = listeners
         .iter()
@@ -184,7 +189,7 @@ pub fn run(cli: &Cli) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
-    if let Err(code) = enter_sandbox(cli, spec.index, restricted) {
+    if let Err(code) = enter_sandbox(cli, spec.index, restricted, ktls.is_some()) {
         return code;
     }
     let cache = FileCache::new(
@@ -224,6 +229,7 @@ pub fn run(cli: &Cli) -> i32 {
         send_pool: pool::SendPool::default(),
         tls_config,
         tls_scratch: tls::Scratch::default(),
+        ktls,
     };
     let code = w.event_loop();
     // Exit without dropping the worker: operations may still be in flight (a fast stop, or a
@@ -233,10 +239,40 @@ pub fn run(cli: &Cli) -> i32 {
     code
 }
 
+/// Whether this worker hands TLS keys to the kernel: `--ktls auto` and a kernel that takes
+/// them (probed here, before the sandbox, on loopback sockets of its own). Worker 0 says which
+/// in one start line.
+fn kernel_tls(cli: &Cli, tls: bool, index: usize) -> Option<crate::tls::ktls::Support> {
+    if !tls {
+        return None;
+    }
+    let (support, line) = match cli.ktls {
+        crate::config::KernelTlsMode::Off => (
+            None,
+            "off (--ktls off); encrypting in user space".to_string(),
+        ),
+        crate::config::KernelTlsMode::Auto => match crate::tls::ktls::probe() {
+            Ok(s) if s.gaps().is_empty() => (Some(s), "on".to_string()),
+            Ok(s) => (
+                Some(s),
+                format!("on (in user space: {}, which this kernel lacks)", s.gaps()),
+            ),
+            Err(why) => (
+                None,
+                format!("not available ({why}); encrypting in user space"),
+            ),
+        },
+    };
+    if index == 0 {
+        eprintln!("ringstatic: kernel TLS: {line}");
+    }
+    support
+}
+
 /// Switches user and enters the sandbox once everything is open; prints the start-up line
 /// (worker 0 only: every worker gets the same layers). Err: the exit status, the worker must not
 /// serve (the switch failed, or `--sandbox strict` and a layer is missing).
-fn enter_sandbox(cli: &Cli, index: usize, ring: Result<(), String>) -> Result<(), i32> {
+fn enter_sandbox(cli: &Cli, index: usize, ring: Result<(), String>, ktls: bool) -> Result<(), i32> {
     let fail = |what: String| {
         eprintln!("ringstatic: worker {index}: {what}");
         EXIT_SETUP_FAILED
@@ -253,6 +289,7 @@ fn enter_sandbox(cli: &Cli, index: usize, ring: Result<(), String>) -> Result<()
             .chain(cli.error_log.clone())
             .collect(),
         ring,
+        ktls,
     };
     let report = crate::sandbox::enter(plan).map_err(fail)?;
     if cli.sandbox == SandboxMode::Strict && !report.complete() {

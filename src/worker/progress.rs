@@ -6,7 +6,7 @@
 
 use super::send::Flushed;
 use super::Worker;
-use crate::conn::{Lifecycle, Writing};
+use crate::conn::{KernelTls, Lifecycle, Writing};
 
 impl Worker {
     pub(super) fn progress(&mut self, slot: u32) {
@@ -44,6 +44,13 @@ impl Worker {
                 if let Some(t) = c.tls.as_mut().filter(|t| !t.close_notify_queued()) {
                     t.close_notify();
                     continue;
+                }
+                // Kernel TLS: the same alert, through the kernel.
+                if c.ktls == KernelTls::On {
+                    match self.close_notify(slot) {
+                        Flushed::Drained => continue,
+                        Flushed::InFlight | Flushed::Closed => return,
+                    }
                 }
                 return self.start_linger(slot);
             }

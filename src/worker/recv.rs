@@ -5,9 +5,10 @@ use std::io;
 
 use io_uring::cqueue;
 
+use super::ktls::{Handover, WaitingRecv};
 use super::proxy::{self, Fed};
 use super::{Worker, BUF_GROUP, BUF_SIZE};
-use crate::conn::Lifecycle;
+use crate::conn::{KernelTls, Lifecycle};
 use crate::ring::key::{Key, Op};
 use crate::ring::op;
 use crate::session::Intake;
@@ -16,6 +17,20 @@ impl Worker {
     /// A multishot recv: it stays armed while the connection lives, taking a buffer from the
     /// ring only when bytes arrive.
     pub(super) fn arm_recv(&mut self, slot: u32) {
+        let Some(c) = self.conns.at(slot) else { return };
+        if c.ktls == KernelTls::Wanted && c.wants_recv() {
+            // Kernel TLS: single-shot recvs (or none) until the keys move (`worker::ktls`).
+            match self.kernel_tls(slot) {
+                Handover::Done => {}
+                Handover::Closed => return,
+                Handover::NotYet => {
+                    return match self.waiting_recv(slot) {
+                        WaitingRecv::None => {}
+                        WaitingRecv::Single => self.arm_first_recv(slot),
+                    }
+                }
+            }
+        }
         let Some(c) = self.conns.at(slot) else { return };
         if !c.arm_recv() {
             return;

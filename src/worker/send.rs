@@ -121,7 +121,9 @@ impl Worker {
             }
             // The close can ride linked behind this send when nothing else may still happen on
             // the connection: no lingering owed, no unread bytes, no recv armed.
+            // Not on kernel TLS: its sendmsg refuses MSG_WAITALL, and close_notify goes first.
             let link_close = last
+                && c.ktls == crate::conn::KernelTls::No
                 && c.session.ending() == Some(crate::session::Ending::Close)
                 && !c.session.has_input()
                 && !c.recv_in_flight();
@@ -148,7 +150,7 @@ impl Worker {
     }
 
     /// Waits (through the ring) for the socket to take more bytes.
-    fn wait_writable(&mut self, slot: u32) -> Flushed {
+    pub(super) fn wait_writable(&mut self, slot: u32) -> Flushed {
         let Some(c) = self.conns.at(slot) else {
             return Flushed::Closed;
         };

@@ -13,12 +13,13 @@
 
 use std::os::fd::AsRawFd;
 
+use super::ktls::Handover;
 use super::proxy::Fed;
 use super::send::Flushed;
 use super::site::Site;
 use super::Worker;
 use crate::config::ServeConfig;
-use crate::conn::Conn;
+use crate::conn::{Conn, KernelTls};
 use crate::files::body::Chunk;
 use crate::metrics::{TLS_FAILED, TLS_HANDSHAKES};
 use crate::ring::key::{Key, Op};
@@ -103,10 +104,10 @@ impl Worker {
     /// when all of it has left.
     pub(super) fn flush_tls(&mut self, slot: u32) -> Flushed {
         let deadline = self.clock.now_ms + self.cfg.send_timeout_ms;
-        let Some(c) = self.conns.at(slot) else {
-            return Flushed::Closed;
-        };
         loop {
+            let Some(c) = self.conns.at(slot) else {
+                return Flushed::Closed;
+            };
             let Some(t) = c.tls.as_mut() else {
                 return Flushed::Closed;
             };
@@ -131,6 +132,20 @@ impl Worker {
             if c.session.out().is_empty() {
                 return Flushed::Drained;
             }
+            // Everything sealed has left: the moment the keys may move to the kernel, so that
+            // this response already leaves as a plain connection's would.
+            if c.ktls == KernelTls::Wanted {
+                match self.kernel_tls(slot) {
+                    Handover::Done if self.conns.at(slot).is_some_and(|c| c.tls.is_none()) => {
+                        return self.flush(slot);
+                    }
+                    Handover::Closed => return Flushed::Closed,
+                    Handover::Done | Handover::NotYet => {}
+                }
+            }
+            let Some(c) = self.conns.at(slot) else {
+                return Flushed::Closed;
+            };
             // Gather up to SEAL_MAX bytes of the queued chunks as plaintext.
             let g = &mut self.tls_scratch.gather;
             g.clear();

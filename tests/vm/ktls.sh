@@ -1,0 +1,96 @@
+#!/bin/sh
+# Kernel TLS checks, run inside the VM by tests/ktls_vm.rs (tests/vm/run.sh), in a directory
+# that holds root/ (big.bin, small.txt), cert.pem and key.pem:
+#   ktls.sh BIN
+# Starts BIN on a tls listener, then: the start line says kernel TLS is on; a large file
+# (sendfile through kTLS) and ranges of it arrive byte-exact over TLS 1.3 and 1.2; close_notify
+# arrives after a `Connection: close` response; the kernel's TLS counters grew; the server still
+# serves and stops cleanly. Prints one `ok: ...` line per check, `FAIL: ...` and exit 1 on the
+# first that fails.
+set -u
+BIN="$1"
+fail() { echo "FAIL: $*"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; exit 1; }
+stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
+
+ip link set lo up 2>/dev/null
+[ -r /proc/net/tls_stat ] || fail "no /proc/net/tls_stat: the tls module did not load"
+
+"$BIN" --root root --listen 127.0.0.1:0,tls --tls-cert cert.pem --tls-key key.pem \
+    --workers 1 >server.out 2>server.err &
+pid=$!
+i=0
+until grep -q 'listening on https://' server.out 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 300 ] && fail "the server did not start: $(cat server.err)"
+    sleep 0.1
+done
+port=$(grep -o 'https://127.0.0.1:[0-9]*' server.out | head -n1 | sed 's/.*://')
+i=0
+until grep -q 'kernel TLS:' server.err 2>/dev/null; do
+    i=$((i + 1))
+    [ $i -gt 300 ] && fail "no kernel TLS start line: $(cat server.err)"
+    sleep 0.1
+done
+grep 'kernel TLS:' server.err
+grep -q 'kernel TLS: on' server.err || fail "kernel TLS is not on: $(grep 'kernel TLS' server.err)"
+echo "ok: start line says kernel TLS is on"
+# Counted from here, past the server's own probe at start.
+tx0=$(stat_of TlsTxSw)
+rx0=$(stat_of TlsRxSw)
+
+get() { curl -sS --max-time 60 --cacert cert.pem --resolve "localhost:$port:127.0.0.1" "$@"; }
+url="https://localhost:$port"
+for v in 1.3 1.2; do
+    get --tlsv$v --tls-max $v -o got.bin "$url/big.bin" || fail "TLS $v: curl big.bin"
+    cmp -s got.bin root/big.bin || fail "TLS $v: big.bin differs"
+    echo "ok: TLS $v: big.bin ($(wc -c <got.bin) bytes) byte-exact"
+    get --tlsv$v --tls-max $v -r 1000-1100999 -o range.bin "$url/big.bin" || fail "TLS $v: range"
+    dd if=root/big.bin bs=1000 skip=1 count=1100 2>/dev/null | cmp -s - range.bin ||
+        fail "TLS $v: range 1000-1100999 differs"
+    echo "ok: TLS $v: a 1.1 MB range byte-exact"
+done
+# Keep-alive: several requests on one connection, a large body between small ones.
+get -o k1.txt "$url/small.txt" -o k2.bin "$url/big.bin" -o k3.txt "$url/small.txt" ||
+    fail "keep-alive requests"
+cmp -s k1.txt root/small.txt && cmp -s k2.bin root/big.bin && cmp -s k3.txt root/small.txt ||
+    fail "keep-alive bodies differ"
+echo "ok: keep-alive: three responses on one connection byte-exact"
+
+# close_notify: Python's ssl (OpenSSL) reports a FIN without it as an EOF error.
+python3 - "$port" <<'EOF' || fail "close_notify"
+import socket, ssl, sys
+port = int(sys.argv[1])
+ctx = ssl.create_default_context(cafile="cert.pem")
+raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+s = ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+data = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except ssl.SSLEOFError as e:
+    sys.exit("FIN without close_notify: %s" % e)
+if not data.startswith(b"HTTP/1.1 200"):
+    sys.exit("unexpected response: %r" % data[:100])
+print("ok: close_notify arrived after the Connection: close response (%s)" % s.version())
+EOF
+
+tx1=$(stat_of TlsTxSw)
+rx1=$(stat_of TlsRxSw)
+echo "tls_stat: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
+# Each connection above installs one TX and one RX context: six connections.
+[ "$tx1" -ge $((tx0 + 6)) ] || fail "TlsTxSw grew by $((tx1 - tx0)), expected 6 or more"
+[ "$rx1" -ge $((rx0 + 6)) ] || fail "TlsRxSw grew by $((rx1 - rx0)), expected 6 or more"
+[ "$(stat_of TlsDecryptError)" = 0 ] || fail "TlsDecryptError $(stat_of TlsDecryptError)"
+echo "ok: the kernel's TLS counters grew"
+
+get -o again.txt "$url/small.txt" && cmp -s again.txt root/small.txt || fail "served no more"
+kill -TERM "$pid"
+wait "$pid"
+code=$?
+[ $code = 0 ] || fail "server exit status $code: $(tail -n5 server.err)"
+grep -E 'panicked|exited|killed' server.err && fail "a worker died"
+echo "ok: still serving, stopped cleanly"
