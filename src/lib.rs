@@ -39,6 +39,7 @@
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
 //!   - `worker::tls`      a tls listener's connections: ciphertext through `tls::stream`
+//!   - `worker::ktls`     a tls connection's keys handed to the kernel after its handshake
 //!   - `worker::pool`     output queues and send buffers, lent to a connection only while busy
 //!   - `worker::close`    linger, close through the ring, freeing a slot
 //!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
@@ -60,6 +61,7 @@
 //!   - `tls::x509`    a leaf certificate's validity and host names: a small DER walk; SNI matching
 //!   - `tls::tickets` session tickets keyed from the master's secret, so every worker resumes them
 //!   - `tls::stream`  one connection's TLS: ciphertext in, plaintext out; response bytes sealed
+//!   - `tls::ktls`    kernel TLS: the probe, the keys into TLS_TX/TLS_RX, close_notify
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O

@@ -11,6 +11,14 @@
 # `skipped:` line means the tools or the kernel image are missing (qemu-system-x86,
 # linux-image-amd64 and busybox-static from apt, virtme-ng from pip); 124 means the timeout.
 # RINGSTATIC_VM_KERNEL names another kernel image.
+#
+# Measured here (2 cores shared, Debian 12, virtme-ng 1.42, qemu 7.2, kernel 6.1.0-57):
+# - booting to the command takes about 40 s (software emulation); `sh -c 'exit 7'` returns 7
+#   after about 55 s of wall time in all;
+# - `modprobe tls` works, and /proc/net/tls_stat counts the contexts;
+# - io_uring works there with the server's ring setup (SINGLE_ISSUER, DEFER_TASKRUN, restricted
+#   ring, provided buffers, multishot recv): `ringstatic --root X --listen 127.0.0.1:0` serves a
+#   3 MB file and a range byte-exact to curl inside the VM, with seccomp on, and stops cleanly.
 set -uo pipefail
 
 timeout_s=300
