@@ -5,6 +5,9 @@
 #   bench/run.sh --quick    smoke run: 1 round of 2 s, scenarios 1k 16k 1m 1k-close
 #   bench/run.sh --soak MINUTES   mixed, checked traffic for MINUTES (bench/soak.py);
 #                           needs only python3: no nginx or wrk
+#   bench/run.sh --ktls-vm [SECONDS [ROUNDS]]   1m over HTTPS with kernel TLS against
+#                           user-space TLS, inside a VM on Debian's 6.1 kernel (tests/vm/run.sh,
+#                           bench/ktls_vm.sh); default 10 s, 3 rounds
 #
 # It installs what is missing (Debian packages nginx-light, wrk, python3; with
 # --peers all also h2o and lighttpd), builds ringstatic with `cargo build --release`
@@ -43,6 +46,13 @@ for a in "$@"; do
     esac
     args+=("$a")
 done
+
+if [[ ${1:-} == --ktls-vm ]]; then
+    say "building ringstatic (cargo build --release)"
+    (cd "$repo" && cargo build --release)
+    bin="${CARGO_TARGET_DIR:-$repo/target}/release/ringstatic"
+    exec "$repo/tests/vm/run.sh" --timeout 900 -- sh "$here/ktls_vm.sh" "$bin" "${2:-10}" "${3:-3}"
+fi
 
 if [[ $soak == 1 ]]; then
     if [[ $build == 1 ]]; then
