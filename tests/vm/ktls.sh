@@ -4,9 +4,10 @@
 #   ktls.sh BIN
 # Starts BIN on a tls listener, then: the start line says kernel TLS is on; a large file
 # (sendfile through kTLS) and ranges of it arrive byte-exact over TLS 1.3 and 1.2; close_notify
-# arrives after a `Connection: close` response; the kernel's TLS counters grew; the server still
-# serves and stops cleanly. Prints one `ok: ...` line per check, `FAIL: ...` and exit 1 on the
-# first that fails.
+# arrives after a `Connection: close` response; a record that does not decrypt, the client's
+# close_notify and a TLS 1.3 KeyUpdate each end their connection; the kernel's TLS counters
+# grew; the server still serves and stops cleanly. Prints one `ok: ...` line per check,
+# `FAIL: ...` and exit 1 on the first that fails.
 set -u
 BIN="$1"
 fail() { echo "FAIL: $*"; [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; exit 1; }
@@ -78,13 +79,65 @@ if not data.startswith(b"HTTP/1.1 200"):
 print("ok: close_notify arrived after the Connection: close response (%s)" % s.version())
 EOF
 
+# What a client sends to a connection the kernel decrypts: a record that does not decrypt, and
+# the client's own close_notify, each end that connection (the recv fails: EBADMSG, EIO), and the
+# worker serves the next one.
+python3 - "$port" <<'EOF' || fail "bad record / client close_notify"
+import socket, ssl, sys
+port = int(sys.argv[1])
+ctx = ssl.create_default_context(cafile="cert.pem")
+
+def keys_moved():
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    side = raw.dup()
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"small file" not in data:
+        b = s.recv(65536)
+        if not b:
+            sys.exit("closed before the response")
+        data += b
+    return s, side
+
+def closed(sock):
+    sock.settimeout(30)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+
+s, side = keys_moved()
+side.sendall(b"\x17\x03\x03\x00\x20" + b"x" * 32)
+closed(side)
+print("ok: a record that does not decrypt ends the connection")
+s, side = keys_moved()
+try:
+    s.unwrap()
+except (ssl.SSLError, OSError):
+    pass
+closed(side)
+print("ok: the client's close_notify ends the connection")
+EOF
+# A TLS 1.3 KeyUpdate: the kernel cannot follow it, so the connection ends there (in user
+# space, rustls would answer the second request too).
+req='GET /small.txt HTTP/1.1\r\nHost: localhost\r\n\r\n'
+n=$( (printf "$req"; sleep 3; echo k; sleep 3; printf "$req"; sleep 3) |
+    timeout 60 openssl s_client -connect "127.0.0.1:$port" -servername localhost \
+        -CAfile cert.pem -tls1_3 2>&1 | tee keyupdate.out | grep -c '^HTTP/1.1 200')
+grep -q KEYUPDATE keyupdate.out || fail "openssl s_client sent no KeyUpdate: $(cat keyupdate.out)"
+[ "$n" = 1 ] || fail "after a KeyUpdate: $n responses, expected 1 (the connection ends)"
+echo "ok: a KeyUpdate ends the connection after its first response"
+
 tx1=$(stat_of TlsTxSw)
 rx1=$(stat_of TlsRxSw)
 echo "tls_stat: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
-# Each connection above installs one TX and one RX context: six connections.
-[ "$tx1" -ge $((tx0 + 6)) ] || fail "TlsTxSw grew by $((tx1 - tx0)), expected 6 or more"
-[ "$rx1" -ge $((rx0 + 6)) ] || fail "TlsRxSw grew by $((rx1 - rx0)), expected 6 or more"
-[ "$(stat_of TlsDecryptError)" = 0 ] || fail "TlsDecryptError $(stat_of TlsDecryptError)"
+# Each connection above installs one TX and one RX context: nine connections.
+[ "$tx1" -ge $((tx0 + 9)) ] || fail "TlsTxSw grew by $((tx1 - tx0)), expected 9 or more"
+[ "$rx1" -ge $((rx0 + 9)) ] || fail "TlsRxSw grew by $((rx1 - rx0)), expected 9 or more"
+# One decrypt error: the record sent on purpose above.
+[ "$(stat_of TlsDecryptError)" = 1 ] || fail "TlsDecryptError $(stat_of TlsDecryptError), expected 1"
 echo "ok: the kernel's TLS counters grew"
 
 get -o again.txt "$url/small.txt" && cmp -s again.txt root/small.txt || fail "served no more"
