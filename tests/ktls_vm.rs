@@ -5,11 +5,12 @@
 //! server built here: the start line says kernel TLS is on, a 1.2 MB file and a 1.1 MB range
 //! arrive byte-exact over TLS 1.3 and 1.2 (sendfile through kTLS), three responses on one
 //! keep-alive connection, close_notify after a `Connection: close` response (Python's ssl
-//! tells a bare FIN from it), a record that does not decrypt, the client's close_notify and a
-//! TLS 1.3 KeyUpdate (openssl s_client's `k`) each end their connection and nothing else, the
-//! kernel's counters of TLS contexts (`/proc/net/tls_stat`) grew by one TX and one RX per
-//! connection with one decrypt error (the bad record), and the server stops cleanly. Without
-//! qemu, virtme-ng, busybox or the kernel image it says `skipped` loudly. About 50 to 90 s on
+//! tells a bare FIN from it), resumed sessions (TLS 1.2 and 1.3) handed over too; a record
+//! that does not decrypt, the client's close_notify and a TLS 1.3 KeyUpdate (openssl
+//! s_client's `k`) each end their connection and nothing else; the kernel's counters of TLS
+//! contexts (`/proc/net/tls_stat`) grew by one TX and one RX per connection with one decrypt
+//! error (the bad record); the server stops cleanly. Without qemu, virtme-ng, busybox or the
+//! kernel image it says `skipped` loudly. About 50 to 90 s on
 //! two cores, most of it the boot.
 //!
 //! The kernel-level checks (every version and cipher, KeyUpdate, close_notify both ways) are
@@ -99,6 +100,8 @@ fn kernel_tls_in_a_vm() {
         "ok: TLS 1.2: a 1.1 MB range byte-exact",
         "ok: keep-alive: three responses on one connection byte-exact",
         "ok: close_notify arrived after the Connection: close response",
+        "ok: TLSv1_2: a resumed session, then the keys in the kernel",
+        "ok: TLSv1_3: a resumed session, then the keys in the kernel",
         "ok: a record that does not decrypt ends the connection",
         "ok: the client's close_notify ends the connection",
         "ok: a KeyUpdate ends the connection after its first response",

@@ -4,7 +4,8 @@
 #   ktls.sh BIN
 # Starts BIN on a tls listener, then: the start line says kernel TLS is on; a large file
 # (sendfile through kTLS) and ranges of it arrive byte-exact over TLS 1.3 and 1.2; close_notify
-# arrives after a `Connection: close` response; a record that does not decrypt, the client's
+# arrives after a `Connection: close` response; resumed sessions (TLS 1.2, 1.3) move their
+# keys too; a record that does not decrypt, the client's
 # close_notify and a TLS 1.3 KeyUpdate each end their connection; the kernel's TLS counters
 # grew; the server still serves and stops cleanly. Prints one `ok: ...` line per check,
 # `FAIL: ...` and exit 1 on the first that fails.
@@ -79,6 +80,35 @@ if not data.startswith(b"HTTP/1.1 200"):
 print("ok: close_notify arrived after the Connection: close response (%s)" % s.version())
 EOF
 
+# Resumption: the second connection resumes the first's session (TLS 1.2: the server's Finished
+# goes first and the client's ends the handshake; TLS 1.3: a ticket), then the keys move as after
+# a full handshake.
+python3 - "$port" <<'EOF' || fail "resumption"
+import socket, ssl, sys
+port = int(sys.argv[1])
+for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+    ctx = ssl.create_default_context(cafile="cert.pem")
+    ctx.minimum_version = ctx.maximum_version = version
+    session = None
+    for attempt in (1, 2):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        s.sendall(b"GET /small.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        if not (data.startswith(b"HTTP/1.1 200") and data.endswith(b"small file\n")):
+            sys.exit("%s attempt %d: %r" % (version.name, attempt, data[-80:]))
+        if attempt == 2 and not s.session_reused:
+            sys.exit("%s: the session was not resumed" % version.name)
+        session = s.session
+        s.close()
+    print("ok: %s: a resumed session, then the keys in the kernel" % version.name)
+EOF
+
 # What a client sends to a connection the kernel decrypts: a record that does not decrypt, and
 # the client's own close_notify, each end that connection (the recv fails: EBADMSG, EIO), and the
 # worker serves the next one.
@@ -133,9 +163,9 @@ echo "ok: a KeyUpdate ends the connection after its first response"
 tx1=$(stat_of TlsTxSw)
 rx1=$(stat_of TlsRxSw)
 echo "tls_stat: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
-# Each connection above installs one TX and one RX context: nine connections.
-[ "$tx1" -ge $((tx0 + 9)) ] || fail "TlsTxSw grew by $((tx1 - tx0)), expected 9 or more"
-[ "$rx1" -ge $((rx0 + 9)) ] || fail "TlsRxSw grew by $((rx1 - rx0)), expected 9 or more"
+# Each connection above installs one TX and one RX context: thirteen connections.
+[ "$tx1" -ge $((tx0 + 13)) ] || fail "TlsTxSw grew by $((tx1 - tx0)), expected 13 or more"
+[ "$rx1" -ge $((rx0 + 13)) ] || fail "TlsRxSw grew by $((rx1 - rx0)), expected 13 or more"
 # One decrypt error: the record sent on purpose above.
 [ "$(stat_of TlsDecryptError)" = 1 ] || fail "TlsDecryptError $(stat_of TlsDecryptError), expected 1"
 echo "ok: the kernel's TLS counters grew"
