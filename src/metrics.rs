@@ -48,7 +48,9 @@ pub const LATENCY_SUM_MS: usize = LATENCY_OVER + 1;
 /// ClientHello, no common version or suite, a bad record).
 pub const TLS_HANDSHAKES: usize = LATENCY_SUM_MS + 1;
 pub const TLS_FAILED: usize = TLS_HANDSHAKES + 1;
-pub const COUNT: usize = TLS_FAILED + 1;
+/// TLS connections whose record keys went to the kernel after their handshake (kernel TLS).
+pub const TLS_KERNEL: usize = TLS_FAILED + 1;
+pub const COUNT: usize = TLS_KERNEL + 1;
 
 /// How a series is exposed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -186,6 +188,12 @@ pub const DEFS: &[Def] = &[
         "TLS connections closed for a protocol failure (not TLS, no common parameters, a bad record).",
         Kind::Counter,
         TLS_FAILED,
+    ),
+    def(
+        "ringstatic_tls_kernel_total",
+        "TLS connections handed to the kernel after their handshake (kernel TLS, --ktls auto).",
+        Kind::Counter,
+        TLS_KERNEL,
     ),
 ];
 

@@ -21,7 +21,7 @@ use std::io;
 use super::send::Flushed;
 use super::Worker;
 use crate::conn::{KernelTls, Writing};
-use crate::metrics::TLS_FAILED;
+use crate::metrics::{TLS_FAILED, TLS_KERNEL};
 use crate::tls::ktls;
 use crate::tls::stream::KernelReady;
 
@@ -75,6 +75,7 @@ impl Worker {
         match stream.into_kernel(c.fd()) {
             Ok(()) => {
                 c.ktls = KernelTls::On;
+                self.site.counters.0[TLS_KERNEL] += 1;
                 Handover::Done
             }
             Err(_) => {

@@ -18,7 +18,7 @@ ip link set lo up 2>/dev/null
 [ -r /proc/net/tls_stat ] || fail "no /proc/net/tls_stat: the tls module did not load"
 
 "$BIN" --root root --listen 127.0.0.1:0,tls --tls-cert cert.pem --tls-key key.pem \
-    --workers 1 >server.out 2>server.err &
+    --workers 1 --status-listen 127.0.0.1:0 >server.out 2>server.err &
 pid=$!
 i=0
 until grep -q 'listening on https://' server.out 2>/dev/null; do
@@ -169,6 +169,16 @@ echo "tls_stat: TlsTxSw $tx0 -> $tx1, TlsRxSw $rx0 -> $rx1"
 # One decrypt error: the record sent on purpose above.
 [ "$(stat_of TlsDecryptError)" = 1 ] || fail "TlsDecryptError $(stat_of TlsDecryptError), expected 1"
 echo "ok: the kernel's TLS counters grew"
+status=$(cat server.out server.err | grep -o 'status on http://[0-9.:]*' | head -n1 | sed 's|status on ||')
+i=0
+while :; do
+    handed=$(curl -sS --max-time 10 "$status/metrics" | awk '/^ringstatic_tls_kernel_total\{worker="all"\}/ { n = $2 } END { print n + 0 }')
+    [ "$handed" = 13 ] && break
+    i=$((i + 1))
+    [ $i -gt 50 ] && fail "ringstatic_tls_kernel_total is $handed, expected 13, one per connection above"
+    sleep 0.2
+done
+echo "ok: ringstatic_tls_kernel_total counts the $handed connections handed to the kernel"
 
 get -o again.txt "$url/small.txt" && cmp -s again.txt root/small.txt || fail "served no more"
 kill -TERM "$pid"
