@@ -131,7 +131,7 @@ pub struct Prepared {
 /// What a loaded file is: the identity file itself, at a path from the root (`Facts::name`), or
 /// a precompressed sibling of an identity entry (`origin`).
 pub(super) enum Of<'a> {
-    File(&'a [u8]),
+    File(Rc<[u8]>),
     SiblingOf(&'a FileEntry),
 }
 
@@ -150,8 +150,9 @@ pub struct FileEntry {
     pub compressible: bool,
     /// The file beneath the root that holds the identity bytes, as a path from the root
     /// (`Facts::name`): a coded variant is named after it (`/about.html` -> `about.html.br`).
-    /// Empty for a generated entry (a listing).
-    pub name: Box<[u8]>,
+    /// Empty for a generated entry (a listing). Shared with the cache's key for the path and
+    /// with the file's coded variants.
+    pub name: Rc<[u8]>,
     /// The header lines the response layer made for this entry (`Prepared::lines`), unless they
     /// are found inside a mapped entry's head (then empty: `lines()` reads them from there, and
     /// an entry does not hold them twice).
@@ -189,7 +190,7 @@ impl FileEntry {
     ) -> io::Result<FileEntry> {
         let (name, origin) = match of {
             Of::File(name) => (name, None),
-            Of::SiblingOf(o) => (&o.name[..], Some(o)),
+            Of::SiblingOf(o) => (o.name.clone(), Some(o)),
         };
         let mut map = None;
         if map_it {
@@ -218,14 +219,14 @@ impl FileEntry {
         let (content_type, mtime, lm_strong) = match origin {
             Some(o) => (o.content_type, o.mtime, o.lm_strong),
             None => (
-                crate::mime::content_type(name),
+                crate::mime::content_type(&name),
                 st.st_mtime,
                 now > st.st_mtime,
             ),
         };
         let prepared = prepare(&Facts {
             path,
-            name,
+            name: &name,
             coding,
             size: st.st_size as u64,
             mtime,
@@ -257,7 +258,7 @@ impl FileEntry {
             etag: etag.into(),
             content_type,
             compressible: crate::mime::is_compressible(content_type),
-            name: name.into(),
+            name,
             lines,
             meta_at: prepared.meta_at,
             body,
@@ -354,7 +355,7 @@ impl FileEntry {
             content_type,
             compressible: false,
             lm_strong,
-            name: Box::default(),
+            name: Rc::from(&b""[..]),
             lines: prepared.lines,
             meta_at: prepared.meta_at,
             body: Body::Memory(Resident::new(
