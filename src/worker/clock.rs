@@ -36,17 +36,20 @@ impl Clock {
         c
     }
 
+    #[inline]
     pub fn update(&mut self) {
         self.now_ms = clock_ms(libc::CLOCK_MONOTONIC_COARSE);
         let secs = (clock_ms(libc::CLOCK_REALTIME_COARSE) / 1000) as i64;
-        self.set_date(secs);
+        if secs != self.date_secs {
+            self.set_date(secs);
+        }
     }
 
-    /// Makes `date` (and `ok_200`'s) say the wall-clock second `secs`.
+    /// Makes `date` (and `ok_200`'s) say the wall-clock second `secs`; once a second, so out of
+    /// line (`update` runs on every loop turn).
+    #[cold]
+    #[inline(never)]
     fn set_date(&mut self, secs: i64) {
-        if secs == self.date_secs {
-            return;
-        }
         self.date_secs = secs;
         self.date = format_http_date(secs);
         let range = self.ok_200_date_at..self.ok_200_date_at + HTTP_DATE_LEN;
