@@ -10,8 +10,9 @@
 //! What all responses for one cache entry share (its validators, configured lines, the prebuilt
 //! `200` of a file kept in memory) is made once, when the cache creates the entry, by `prepare`:
 //! a per-path header rule or a content coding is resolved there, and costs nothing on a hit. The
-//! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and one shared slice of a
-//! prebuilt buffer whose Date is patched once a second.
+//! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and two shared slices:
+//! the worker's status line, Server and Date (patched once a second) and the entry's prebuilt
+//! head.
 
 mod boundary;
 mod error;
