@@ -587,7 +587,8 @@ class Nginx(Server):
         self.label = label
         self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.scenario = None
-        self.tls_log = None  # the TLS probe: a log of what each connection negotiated (tlsbench)
+        self.probe = False  # the TLS probe (probe_wrk_tls): log what each connection negotiated
+        self.tls_log = None  # ... into this file
 
     def coding_lines(self):
         """What the `site` scenario turns on: the precompressed .gz sibling."""
@@ -604,7 +605,7 @@ class Nginx(Server):
         ssl = " ssl" if tls else ""
         tls_lines = tls.nginx_lines(self.ctx.kernel_tls) if tls else ""
         access = "    access_log off;\n"
-        if self.tls_log:
+        if self.probe:
             self.tls_log = wd / "tls.log"
             access = (f"    log_format tls '{tlsbench.PROBE_LOG_FORMAT}';\n"
                       f"    access_log {self.tls_log} tls;\n")
@@ -720,7 +721,7 @@ class Ringstatic(Server):
         # port 0: the server says where it listens ("listening on http://127.0.0.1:PORT", or
         # https:// for a TLS listener)
         scheme = "https" if self.ctx.tls else "http"
-        pat = re.compile(scheme + r"://127\.0\.0\.1:(\d+)")
+        pat = re.compile(r"listening on " + scheme + r"://127\.0\.0\.1:(\d+)")
         while True:
             m = pat.search(self.log.read_text(errors="replace"))
             if m:
@@ -1045,7 +1046,7 @@ def probe_wrk_tls(ctx, cpus, workers):
     previous session on every new connection; with wrk-no-resume.so none should. Also what wrk
     negotiates. -> {scenario: (connections, resumed, 'TLSv1.3 TLS_AES_256_GCM_SHA384 X25519')}"""
     probe = Nginx(ctx, label="nginx-tls-probe")
-    probe.tls_log = True
+    probe.probe = True
     probe.cpus = cpus
     out = {}
     probe.start(cpus, workers)
