@@ -65,6 +65,9 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_read,
         SYS_write,
         SYS_pread64,
+        // TLS: a mapped file's bytes copied by the kernel before they are sealed (a truncated
+        // file then fails the copy with EFAULT instead of raising SIGBUS).
+        SYS_process_vm_readv,
         // the file cache: open beneath the root (openat2, or the walk), stat, close
         SYS_openat2,
         SYS_openat,
