@@ -52,9 +52,11 @@ pub(crate) fn parse_listen(s: &str) -> Result<ListenSpec, String> {
         match opt {
             "proxy-protocol" => spec.proxy_protocol = true,
             "tls" => spec.tls = true,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "`{opt}` in `{s}` is not a listener option (the options are: tls, proxy-protocol)"
-            )),
+            ))
+            }
         }
     }
     Ok(spec)
