@@ -14,9 +14,9 @@ use rustls::{ServerConfig, ServerConnection};
 /// body leaves in sends of about 64 KiB and other connections run between them.
 pub const SEAL_MAX: usize = 4 * 16384;
 
-/// An `out` that grew past this (a large body) is freed once drained rather than kept by an idle
-/// connection.
-const OUT_KEEP: usize = 32 * 1024;
+/// Room for what one seal makes: `SEAL_MAX` bytes in records of 16 KiB, each with its header,
+/// tag and content type (29 bytes at most), and a handshake flight or tickets besides.
+const OUT_ROOM: usize = SEAL_MAX + 4096;
 
 pub struct TlsStream {
     conn: ServerConnection,
@@ -113,10 +113,10 @@ impl TlsStream {
     /// into `out` any more) are rustls's new records moved in.
     pub fn pending(&mut self) -> &[u8] {
         if self.sent == self.out.len() {
-            if self.out.capacity() > OUT_KEEP {
-                self.out = Vec::new();
-            }
+            // Kept while the connection is busy (made once, at its full size, so that moving
+            // rustls's records in never reallocates and copies them again); freed by `idle`.
             self.out.clear();
+            self.out.reserve(OUT_ROOM);
             self.sent = 0;
             while self.conn.wants_write() {
                 match self.conn.write_tls(&mut self.out) {

@@ -178,15 +178,15 @@ fn copy_plain(ch: &Chunk, dst: &mut Vec<u8>, max: usize) -> std::io::Result<()> 
         Chunk::File { fd, offset, end } => {
             let n = ((end - offset) as usize).min(room);
             let start = dst.len();
-            dst.resize(start + n, 0);
+            dst.reserve(n);
             let mut got = 0;
             while got < n {
-                // SAFETY: pread(2) into the `n - got` bytes of `dst` past `start + got`; the
-                // chunk's `Rc` keeps the fd open.
+                // SAFETY: pread(2) into the spare capacity `reserve` made, `n - got` bytes past
+                // `start + got`; the chunk's `Rc` keeps the fd open.
                 let r = unsafe {
                     libc::pread(
                         fd.as_raw_fd(),
-                        dst[start + got..].as_mut_ptr().cast(),
+                        dst.as_mut_ptr().add(start + got).cast(),
                         n - got,
                         (*offset + got as u64) as libc::off_t,
                     )
@@ -196,15 +196,15 @@ fn copy_plain(ch: &Chunk, dst: &mut Vec<u8>, max: usize) -> std::io::Result<()> 
                     if e.kind() == std::io::ErrorKind::Interrupted {
                         continue;
                     }
-                    dst.truncate(start);
                     return Err(e);
                 }
                 if r == 0 {
-                    dst.truncate(start);
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
                 got += r as usize;
             }
+            // SAFETY: pread initialised exactly these `n` bytes.
+            unsafe { dst.set_len(start + n) };
         }
     }
     Ok(())
