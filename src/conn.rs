@@ -85,8 +85,10 @@ pub struct Conn {
     /// The client's address as text, kept only when the access log is on.
     pub peer: Option<Box<[u8]>>,
     /// On a proxy-protocol listener, until its header is complete: the header bytes so far
-    /// (empty, and unallocated, until a header arrives split across reads).
-    pub proxy: Option<Vec<u8>>,
+    /// (empty until a header arrives split across reads). Boxed: a pointer, not a Vec's three
+    /// words, in every connection.
+    #[allow(clippy::box_collection)]
+    pub proxy: Option<Box<Vec<u8>>>,
     /// Responses queued and not yet all sent, and when the first of them was read (for the
     /// time-to-last-byte histogram).
     unsent: u32,
@@ -98,6 +100,10 @@ pub struct Conn {
     /// What a sendmsg in flight points at, lent by the worker's pool; untouched (and not given
     /// back) until its completion.
     bufs: Option<Box<SendBufs>>,
+    /// On a `tls` listener: the TLS state; a send in flight points into its buffer.
+    pub tls: Option<Box<crate::tls::stream::TlsStream>>,
+    /// On a plain listener with `--redirect-https`: every request is redirected.
+    pub redirect_https: bool,
 }
 
 /// The iovecs and msghdr of one connection's sends: 312 bytes that only a connection with
@@ -147,6 +153,8 @@ impl Conn {
             keepalive: false,
             pipe: None,
             bufs: None,
+            tls: None,
+            redirect_https: false,
         }
     }
 
@@ -340,6 +348,26 @@ impl Conn {
             b.msg.msg_iovlen = n;
             op::sendmsg(self.fd, &b.msg, flags, key)
         })
+    }
+
+    /// Idle -> Sending: one send of `len` bytes at `ptr`, which the caller keeps alive and
+    /// unchanged until the completion (a TLS connection's sealed records).
+    pub fn start_send_bytes(&mut self, ptr: *const u8, len: u32, key: Key) -> Option<Entry> {
+        if self.writing != Writing::Idle || len == 0 || self.is_closing() {
+            return None;
+        }
+        self.writing = Writing::Sending;
+        Some(op::send(self.fd, ptr, len, libc::MSG_NOSIGNAL, key))
+    }
+
+    /// Whether a TLS connection has records to send that are not in the output queue.
+    pub fn tls_wants_write(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.wants_write())
+    }
+
+    /// Whether a TLS connection is still in its handshake.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
 
     /// Sending -> Idle. `Some(true)` if a close was linked behind that send.

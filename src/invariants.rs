@@ -234,3 +234,58 @@ pub fn config_text(text: &str) {
         Err(e) => assert!(!e.trim().is_empty(), "an error without a message"),
     }
 }
+
+/// A certificate's bytes (the operator's file, but read as if hostile): never a panic; what is
+/// accepted is exactly one DER element (every shorter prefix and any longer input is refused),
+/// and its names are lowercase printable ASCII that match themselves.
+pub fn certificate(der: &[u8]) {
+    use crate::tls::x509::{facts, name_matches};
+    let Ok(f) = facts(der) else { return };
+    for n in 0..der.len() {
+        assert!(facts(&der[..n]).is_err(), "a prefix of {n} bytes accepted");
+    }
+    let mut longer = der.to_vec();
+    longer.push(0);
+    assert!(
+        facts(&longer).is_err(),
+        "a byte after the certificate accepted"
+    );
+    for name in &f.names {
+        assert!(!name.is_empty(), "an empty name");
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase()),
+            "name {name:?}"
+        );
+        if !name.contains('*') {
+            assert!(name_matches(name, &name.to_ascii_uppercase()), "{name:?}");
+        }
+    }
+}
+
+/// A certificate name against a host (SNI): case never matters; a plain name matches only
+/// itself; `*.suffix` matches exactly one more non-empty leftmost label, never the suffix.
+pub fn name_match(pattern: &str, host: &str) {
+    use crate::tls::x509::name_matches;
+    let m = name_matches(pattern, host);
+    let swapped = name_matches(&pattern.to_ascii_uppercase(), &host.to_ascii_lowercase());
+    assert_eq!(m, swapped, "case changed the answer");
+    if !m {
+        return;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => {
+            let (label, rest) = host.split_once('.').expect("one more label");
+            assert!(!label.is_empty() && !label.contains('*'), "label {label:?}");
+            assert!(
+                rest.eq_ignore_ascii_case(suffix),
+                "{host:?} under {pattern:?}"
+            );
+            assert!(
+                !name_matches(pattern, suffix),
+                "the wildcard matched its suffix"
+            );
+        }
+        None => assert!(pattern.eq_ignore_ascii_case(host), "{pattern:?} ~ {host:?}"),
+    }
+}

@@ -38,6 +38,7 @@
 //!   - `worker::proxy`    a proxy-protocol listener's trusted peers and PROXY header, before HTTP
 //!   - `worker::progress` the one driver that moves a connection forward after any event
 //!   - `worker::send`     memory through the ring; files by sendfile(2) or splice
+//!   - `worker::tls`      a tls listener's connections: ciphertext through `tls::stream`
 //!   - `worker::pool`     output queues and send buffers, lent to a connection only while busy
 //!   - `worker::close`    linger, close through the ring, freeing a slot
 //!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
@@ -54,6 +55,11 @@
 //!   - `ring::bufring` the provided-buffer ring recv reads into
 //! - `conn`       one connection: Reading / Writing / Lifecycle, changed by named transitions
 //! - `session`    the pure request loop: bytes in, responses queued, pipelining, back-pressure
+//! - `tls`        HTTPS: the rustls configuration a worker serves with; the master's ticket secret
+//!   - `tls::certs`   the --tls-cert/--tls-key pairs: read, checked (key, dates), picked by SNI
+//!   - `tls::x509`    a leaf certificate's validity and host names: a small DER walk; SNI matching
+//!   - `tls::tickets` session tickets keyed from the master's secret, so every worker resumes them
+//!   - `tls::stream`  one connection's TLS: ciphertext in, plaintext out; response bytes sealed
 //!
 //! **The request path** (pure decisions, then the cache)
 //! - `http`       pure HTTP, no I/O
@@ -64,8 +70,9 @@
 //!     `http::status` reason phrases and error bodies; `http::token` shared lexing;
 //!     `http::glob` the path patterns of `--header` rules;
 //!     `http::proxy_protocol` the PROXY protocol header (v1, v2) a load balancer sends first
-//! - `response`   the pipeline: method -> target -> dotfiles -> lookup -> coding -> preconditions
-//!   -> range
+//! - `response`   the pipeline: method -> target -> https redirect -> dotfiles -> lookup -> coding
+//!   -> preconditions -> range
+//!   - `response::https_redirect` `--redirect-https`: 308 to https, ACME challenges excepted
 //!   - `response::find`         which file answers: directory and clean-URL redirects, `--fallback`
 //!   - `response::negotiate`    Accept-Encoding: which representation (identity, br, zstd, gzip)
 //!   - `response::headers`      `--header` rules: parsed, checked, resolved into an entry's lines
@@ -128,6 +135,7 @@ pub mod scoreboard;
 pub mod session;
 pub mod sigset;
 pub mod siteopts;
+pub mod tls;
 pub mod worker;
 
 /// Runs the master, a worker (hidden worker flag), or a control command. Returns the exit status.

@@ -44,7 +44,11 @@ pub const BUCKETS_MS: [u64; 11] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 500
 /// Count of responses above the last bound (+Inf bucket only).
 pub const LATENCY_OVER: usize = LATENCY + BUCKETS_MS.len();
 pub const LATENCY_SUM_MS: usize = LATENCY_OVER + 1;
-pub const COUNT: usize = LATENCY_SUM_MS + 1;
+/// TLS handshakes completed, and connections closed for a TLS failure (garbage instead of a
+/// ClientHello, no common version or suite, a bad record).
+pub const TLS_HANDSHAKES: usize = LATENCY_SUM_MS + 1;
+pub const TLS_FAILED: usize = TLS_HANDSHAKES + 1;
+pub const COUNT: usize = TLS_FAILED + 1;
 
 /// How a series is exposed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -171,6 +175,18 @@ pub const DEFS: &[Def] = &[
         at: PROXY_REFUSED,
         label: Some(("reason", &PROXY_REASONS)),
     },
+    def(
+        "ringstatic_tls_handshakes_total",
+        "TLS handshakes completed (full and resumed).",
+        Kind::Counter,
+        TLS_HANDSHAKES,
+    ),
+    def(
+        "ringstatic_tls_failures_total",
+        "TLS connections closed for a protocol failure (not TLS, no common parameters, a bad record).",
+        Kind::Counter,
+        TLS_FAILED,
+    ),
 ];
 
 const fn def(name: &'static str, help: &'static str, kind: Kind, at: usize) -> Def {

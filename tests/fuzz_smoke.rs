@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "head",
     "target",
     "range",
@@ -18,6 +18,7 @@ const TARGETS: [&str; 8] = [
     "accept_encoding",
     "config",
     "proxy",
+    "x509",
 ];
 /// Seconds each target is fuzzed for.
 const SECONDS_EACH: u32 = 3;

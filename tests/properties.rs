@@ -270,4 +270,55 @@ proptest! {
             invariants::proxy_header(&input[..cut.index(input.len() + 1)]);
         }
     }
+
+    #[test]
+    fn a_certificate_changed_anywhere_is_read_or_refused_cleanly(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in any::<prop::sample::Index>(),
+        which in any::<bool>(),
+    ) {
+        let mut der = if which { SAN_CERT } else { CN_CERT }.to_vec();
+        for (i, b) in edits {
+            let i = i.index(der.len());
+            der[i] = b;
+        }
+        invariants::certificate(&der);
+        invariants::certificate(&der[..cut.index(der.len() + 1)]);
+    }
+
+    #[test]
+    fn a_certificate_name_matches_only_as_promised(
+        labels in prop::collection::vec("[a-zA-Z0-9*-]{0,3}", 1..4),
+        other in prop::collection::vec("[a-zA-Z0-9*-]{0,3}", 1..4),
+        wild in any::<bool>(),
+    ) {
+        let name = labels.join(".");
+        let pattern = if wild { format!("*.{name}") } else { name.clone() };
+        for host in [
+            other.join("."),
+            format!("{}.{name}", other[0]),
+            format!("{}.{}", other.join("."), name.to_ascii_uppercase()),
+            name.clone(),
+        ] {
+            invariants::name_match(&pattern, &host);
+        }
+    }
+}
+
+/// The x509 fuzz target's seeds: a certificate with subjectAltName (UTCTime) and one with only
+/// a commonName (GeneralizedTime), made by the openssl CLI.
+const SAN_CERT: &[u8] = include_bytes!("../fuzz/corpus/x509/san-utctime.der");
+const CN_CERT: &[u8] = include_bytes!("../fuzz/corpus/x509/cn-generalizedtime.der");
+
+#[test]
+fn the_seed_certificates_are_read() {
+    use ringstatic::tls::x509::facts;
+    let san = facts(SAN_CERT).unwrap();
+    assert_eq!(san.names, ["example.com", "*.example.com"]);
+    assert_eq!(san.not_after - san.not_before, 90 * 86_400);
+    let cn = facts(CN_CERT).unwrap();
+    assert_eq!(cn.names, ["only.example.net"]);
+    assert!(cn.not_after > 2_524_608_000, "after 2049");
+    invariants::certificate(SAN_CERT);
+    invariants::certificate(CN_CERT);
 }

@@ -73,10 +73,28 @@ pub struct Cli {
     root_flag: Option<PathBuf>,
 
     /// Address to listen on, IPv4 or [IPv6] with a port; repeatable; port 0 picks a free port.
+    /// `ADDR:PORT,tls`: HTTPS (TLS 1.3 and 1.2) with the --tls-cert certificates.
     /// `ADDR:PORT,proxy-protocol`: every connection must start with a PROXY protocol header
     /// (v1 or v2) from a load balancer, whose client address is then the one logged.
-    #[arg(long, value_name = "ADDR:PORT[,proxy-protocol]", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
+    #[arg(long, value_name = "ADDR:PORT[,tls][,proxy-protocol]", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: Vec<ListenSpec>,
+
+    /// A certificate chain (PEM, the leaf first) for the `tls` listeners; repeatable, each
+    /// paired with the --tls-key at the same position. The first is the default; a client's SNI
+    /// name picks the one whose names (subjectAltName, or the CN without one) match it.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Vec<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC) of the --tls-cert at the same
+    /// position. Read by the master and the workers before they drop privileges.
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Vec<PathBuf>,
+
+    /// On listeners without `tls`, answer every request with a 308 redirect to the same URL on
+    /// https (the first tls listener's port, omitted when 443), except under
+    /// /.well-known/acme-challenge/, served from the root for ACME HTTP-01 challenges.
+    #[arg(long)]
+    pub redirect_https: bool,
 
     /// Peers allowed to send a PROXY protocol header (CIDR or address; repeatable). Without it,
     /// any peer of a proxy-protocol listener may; with it, a connection from any other peer
@@ -214,7 +232,7 @@ pub struct Cli {
     #[arg(long, value_name = "on|strict|off", default_value = "on", value_enum)]
     pub sandbox: SandboxMode,
 
-    /// Internal: run as worker `INDEX:CPU:FD,FD,...:BOARDFD/SLOT` (set by the master, never by hand).
+    /// Internal: run as worker `INDEX:CPU:FD,FD,...:BOARDFD/SLOT:SECRETFD` (set by the master, never by hand).
     #[arg(long = "worker-internal", hide = true, value_name = "SPEC", value_parser = parse_worker_spec)]
     pub worker: Option<WorkerSpec>,
 }
@@ -278,10 +296,21 @@ pub struct WorkerSpec {
     pub index: usize,
     /// The CPU to pin to, or None when pinning is not possible (more workers than CPUs is allowed).
     pub cpu: Option<usize>,
-    /// Inherited listening sockets to accept on, each with whether it is a proxy-protocol one.
-    pub fds: Vec<(i32, bool)>,
+    /// Inherited listening sockets to accept on, each with its options.
+    pub fds: Vec<(i32, ListenerKind)>,
     /// The scoreboard memfd and this worker's slot in it.
     pub board: Option<(i32, usize)>,
+    /// A memfd holding the master's session-ticket secret (when a listener has `tls`).
+    pub ticket_secret: Option<i32>,
+}
+
+/// What a listening socket's connections start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerKind {
+    /// A PROXY protocol header.
+    pub proxy: bool,
+    /// A TLS handshake.
+    pub tls: bool,
 }
 
 impl Cli {
@@ -403,15 +432,40 @@ mod tests {
         let s = WorkerSpec {
             index: 3,
             cpu: Some(7),
-            fds: vec![(4, false), (9, true)],
+            fds: vec![
+                (4, ListenerKind::default()),
+                (
+                    9,
+                    ListenerKind {
+                        proxy: true,
+                        tls: false,
+                    },
+                ),
+                (
+                    10,
+                    ListenerKind {
+                        proxy: true,
+                        tls: true,
+                    },
+                ),
+                (
+                    11,
+                    ListenerKind {
+                        proxy: false,
+                        tls: true,
+                    },
+                ),
+            ],
             board: Some((12, 40)),
+            ticket_secret: Some(13),
         };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
         let s = WorkerSpec {
             index: 0,
             cpu: None,
-            fds: vec![(3, false)],
+            fds: vec![(3, ListenerKind::default())],
             board: None,
+            ticket_secret: None,
         };
         assert_eq!(parse_worker_spec(&s.to_arg()).unwrap(), s);
         assert!(parse_worker_spec("1:2").is_err());
@@ -522,8 +576,11 @@ mod tests {
     fn listen_options_and_balancer_flags() {
         let l = parse_listen("0.0.0.0:80,proxy-protocol").unwrap();
         assert_eq!(l.addr, "0.0.0.0:80".parse::<SocketAddr>().unwrap());
-        assert!(l.proxy_protocol);
+        assert!(l.proxy_protocol && !l.tls);
         assert!(!parse_listen("[::1]:8080").unwrap().proxy_protocol);
+        let t = parse_listen("0.0.0.0:443,tls,proxy-protocol").unwrap();
+        assert!(t.tls && t.proxy_protocol);
+        assert_eq!(t.to_string(), "0.0.0.0:443,tls,proxy-protocol");
         let e = parse_listen("0.0.0.0:80,proxy").unwrap_err();
         assert!(e.contains("`proxy`") && e.contains("proxy-protocol"), "{e}");
         assert!(parse_listen("localhost:80").is_err());

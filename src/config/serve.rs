@@ -6,6 +6,10 @@ use super::*;
 /// Settings a worker needs on its request path, in the units it uses.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    /// `--redirect-https`: plain listeners' requests are redirected to https.
+    pub redirect_https: bool,
+    /// The port those redirects name (the first tls listener's; set by the worker at start).
+    pub https_port: u16,
     pub cache_valid_ms: u64,
     /// `--cache-control` first, then every `--header`, in order.
     pub header_rules: Vec<HeaderRule>,
@@ -36,6 +40,8 @@ impl From<&Cli> for ServeConfig {
     fn from(c: &Cli) -> Self {
         let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
         ServeConfig {
+            redirect_https: c.redirect_https,
+            https_port: 443,
             cache_valid_ms: ms(c.cache_valid),
             header_rules: HeaderRule::all(c.cache_control.as_deref(), &c.header),
             cache_inactive_ms: ms(c.cache_inactive),
@@ -62,14 +68,18 @@ impl From<&Cli> for ServeConfig {
     }
 }
 
-/// What `-t`, a start and a reload check beyond parsing: the root (`check_root`), and that no
-/// `--header` rule sets a header the server writes. Errors are one line.
+/// What `-t`, a start and a reload check beyond parsing: the root (`check_root`), that no
+/// `--header` rule sets a header the server writes, and the TLS certificates (they read, match
+/// their keys, are in date; one expiring soon is a warning, printed here). Errors are one line.
 pub fn check(cli: &Cli) -> Result<(), String> {
     check_root(&cli.root())?;
-    match cli.header.iter().find_map(HeaderRule::refusal) {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = cli.header.iter().find_map(HeaderRule::refusal) {
+        return Err(e);
     }
+    for w in crate::tls::check(cli)? {
+        eprintln!("ringstatic: warning: {w}");
+    }
+    Ok(())
 }
 
 /// A root must be a directory this process can list. Both `-t` and the master (at start and on

@@ -17,11 +17,16 @@ pub struct ListenSpec {
     pub addr: SocketAddr,
     /// Connections must start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Connections speak TLS.
+    pub tls: bool,
 }
 
 impl std::fmt::Display for ListenSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.addr)?;
+        if self.tls {
+            f.write_str(",tls")?;
+        }
         if self.proxy_protocol {
             f.write_str(",proxy-protocol")?;
         }
@@ -41,14 +46,16 @@ pub(crate) fn parse_listen(s: &str) -> Result<ListenSpec, String> {
     let mut spec = ListenSpec {
         addr,
         proxy_protocol: false,
+        tls: false,
     };
     for opt in parts {
         match opt {
             "proxy-protocol" => spec.proxy_protocol = true,
+            "tls" => spec.tls = true,
             _ => {
                 return Err(format!(
-                    "`{opt}` in `{s}` is not a listener option (the one there is: proxy-protocol)"
-                ))
+                "`{opt}` in `{s}` is not a listener option (the options are: tls, proxy-protocol)"
+            ))
             }
         }
     }
@@ -137,7 +144,7 @@ pub(crate) fn parse_header_value(s: &str) -> Result<String, String> {
 
 pub(crate) fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
     let err = || format!("bad internal worker spec `{s}`");
-    let mut parts = s.splitn(4, ':');
+    let mut parts = s.splitn(5, ':');
     let index = parts.next().and_then(|p| p.parse().ok()).ok_or_else(err)?;
     let cpu = match parts.next().ok_or_else(err)? {
         "-" => None,
@@ -148,9 +155,16 @@ pub(crate) fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
         .ok_or_else(err)?
         .split(',')
         .filter(|f| !f.is_empty())
-        .map(|f| match f.strip_suffix('p') {
-            Some(fd) => fd.parse::<i32>().map(|fd| (fd, true)).map_err(|_| err()),
-            None => f.parse::<i32>().map(|fd| (fd, false)).map_err(|_| err()),
+        .map(|f| {
+            let digits = f.trim_end_matches(['p', 't']);
+            let kind = ListenerKind {
+                proxy: f[digits.len()..].contains('p'),
+                tls: f[digits.len()..].contains('t'),
+            };
+            digits
+                .parse::<i32>()
+                .map(|fd| (fd, kind))
+                .map_err(|_| err())
         })
         .collect::<Result<Vec<_>, _>>()?;
     let board = match parts.next() {
@@ -163,11 +177,16 @@ pub(crate) fn parse_worker_spec(s: &str) -> Result<WorkerSpec, String> {
             ))
         }
     };
+    let ticket_secret = match parts.next() {
+        None | Some("-") => None,
+        Some(fd) => Some(fd.parse().map_err(|_| err())?),
+    };
     Ok(WorkerSpec {
         index,
         cpu,
         fds,
         board,
+        ticket_secret,
     })
 }
 
@@ -177,11 +196,27 @@ impl WorkerSpec {
         let fds: Vec<String> = self
             .fds
             .iter()
-            .map(|&(fd, proxy)| format!("{fd}{}", if proxy { "p" } else { "" }))
+            .map(|&(fd, k)| {
+                format!(
+                    "{fd}{}{}",
+                    if k.proxy { "p" } else { "" },
+                    if k.tls { "t" } else { "" }
+                )
+            })
             .collect();
         let board = self
             .board
             .map_or("-".to_string(), |(fd, slot)| format!("{fd}/{slot}"));
-        format!("{}:{}:{}:{}", self.index, cpu, fds.join(","), board)
+        let secret = self
+            .ticket_secret
+            .map_or("-".to_string(), |fd| fd.to_string());
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.index,
+            cpu,
+            fds.join(","),
+            board,
+            secret
+        )
     }
 }

@@ -714,6 +714,36 @@ impl Mapping {
         self.len == 0
     }
 
+    /// Appends `n` bytes from `pos` to `dst`, copied by the kernel (process_vm_readv on our own
+    /// process), never read here: a page beyond a truncated file's end fails the copy with
+    /// EFAULT instead of raising SIGBUS. For the bytes TLS must seal in user space.
+    pub fn copy_to(&self, pos: usize, n: usize, dst: &mut Vec<u8>) -> io::Result<()> {
+        if !matches!(pos.checked_add(n), Some(end) if end <= self.len) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let start = dst.len();
+        dst.reserve(n);
+        let local = libc::iovec {
+            // SAFETY: `reserve` made room for `n` bytes past `start`.
+            iov_base: unsafe { dst.as_mut_ptr().add(start) }.cast(),
+            iov_len: n,
+        };
+        let remote = self.iov(pos, pos + n);
+        // SAFETY: the kernel writes at most `n` bytes into the reserved spare capacity and reads
+        // our own mapping, which this `&self` keeps mapped.
+        let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+        if r != n as isize {
+            return Err(if r < 0 {
+                io::Error::last_os_error()
+            } else {
+                io::ErrorKind::UnexpectedEof.into()
+            });
+        }
+        // SAFETY: the kernel initialised exactly these `n` bytes.
+        unsafe { dst.set_len(start + n) };
+        Ok(())
+    }
+
     /// The bytes, for tests only (a server never reads mapped bytes itself).
     #[cfg(test)]
     pub fn bytes_for_tests(&self) -> Vec<u8> {

@@ -179,7 +179,9 @@ fn parse_time(s: &[u8]) -> Option<i64> {
     }
 }
 
-fn assemble(year: i64, month: u32, day: u32, secs_of_day: i64) -> Option<i64> {
+/// A calendar date (years 0..=9999) and the seconds into its day -> Unix seconds; `None` for a
+/// day the month does not have. Shared with certificate times (`tls::x509`).
+pub(crate) fn assemble(year: i64, month: u32, day: u32, secs_of_day: i64) -> Option<i64> {
     if !(0..=9999).contains(&year) || day == 0 || day > days_in_month(year, month) {
         return None;
     }

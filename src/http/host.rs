@@ -32,7 +32,7 @@ pub fn is_valid_authority(v: &[u8], port_required: bool) -> bool {
 }
 
 /// Splits `host [ ":" port ]`, checking the host; `None` when the host is malformed.
-fn split_host_port(v: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+pub fn split_host_port(v: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     if let Some(inner_and_rest) = v.strip_prefix(b"[") {
         let close = memchr::memchr(b']', inner_and_rest)?;
         let inner = &inner_and_rest[..close];

@@ -94,6 +94,8 @@ pub struct Request<'a> {
     pub accept_encoding: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
+    /// The Host field (validated; possibly empty), for `--redirect-https`.
+    pub host: Option<&'a [u8]>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -191,6 +193,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Parsed<'_>, HeadError> {
         accept_encoding: None,
         user_agent: None,
         referer: None,
+        host: None,
     };
     apply_fields(&mut req, headers)?;
 
@@ -414,6 +417,7 @@ fn apply_fields<'a>(
     if req.version == Version::Http11 && host.is_none() {
         return Err(HeadError::BadRequest);
     }
+    req.host = host;
     // RFC 9112 6.1: both framing fields at once is a smuggling attempt.
     if transfer_encoding && content_length.is_some() {
         return Err(HeadError::BadRequest);

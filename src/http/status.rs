@@ -9,6 +9,7 @@ pub fn reason(code: u16) -> &'static str {
         206 => "Partial Content",
         301 => "Moved Permanently",
         304 => "Not Modified",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
@@ -45,6 +46,7 @@ macro_rules! page {
 pub fn error_body(code: u16) -> &'static [u8] {
     match code {
         301 => page!("301 Moved Permanently"),
+        308 => page!("308 Permanent Redirect"),
         400 => page!("400 Bad Request"),
         403 => page!("403 Forbidden"),
         404 => page!("404 Not Found"),

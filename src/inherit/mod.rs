@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 mod claim;
 
-use crate::config::ListenSpec;
+use crate::config::{ListenSpec, ListenerKind};
 
 /// Set in a new master started for a binary upgrade: the fd to write one byte to once ready.
 pub const UPGRADE_ENV: &str = "RINGSTATIC_UPGRADE_READY_FD";
@@ -155,11 +155,20 @@ pub fn is_listening_stream(fd: RawFd) -> bool {
         && int_opt(fd, libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
 }
 
+/// A --listen value's options.
+fn kind_of(l: &ListenSpec) -> ListenerKind {
+    ListenerKind {
+        proxy: l.proxy_protocol,
+        tls: l.tls,
+    }
+}
+
 /// One configured address and the sockets bound for it.
 pub struct Bound {
     pub configured: SocketAddr,
-    /// Connections on it start with a PROXY protocol header (`--listen ADDR,proxy-protocol`).
-    pub proxy: bool,
+    /// What its connections start with: a PROXY protocol header (`--listen ADDR,proxy-protocol`),
+    /// a TLS handshake (`,tls`).
+    pub kind: ListenerKind,
     pub actual: SocketAddr,
     pub sockets: Vec<OwnedFd>,
 }
@@ -170,6 +179,8 @@ pub struct Listeners {
     pub bound: Vec<Bound>,
     /// Sockets from a .socket unit, shared by all workers.
     pub activated: Vec<(String, SocketAddr, OwnedFd)>,
+    /// Each activated socket's options, from the --listen with its address.
+    pub activated_kind: Vec<ListenerKind>,
 }
 
 impl Listeners {
@@ -213,16 +224,33 @@ impl Listeners {
         spare: &mut Vec<(SocketAddr, usize, OwnedFd)>,
     ) -> Result<Vec<Bound>, String> {
         if !self.activated.is_empty() {
+            // An activated socket whose address is also a --listen one takes that one's options.
+            self.activated_kind = self
+                .activated
+                .iter()
+                .map(|(_, a, _)| {
+                    listen
+                        .iter()
+                        .find(|l| l.addr == *a)
+                        .map_or_else(ListenerKind::default, kind_of)
+                })
+                .collect();
             return Ok(Vec::new());
         }
         // Checked before any socket moves, so that a refused reload keeps every one.
         for (i, a) in listen.iter().enumerate() {
             if listen[..i]
                 .iter()
-                .any(|b| b.addr == a.addr && b.proxy_protocol != a.proxy_protocol)
+                .any(|b| b.addr == a.addr && kind_of(b) != kind_of(a))
             {
+                let hint = if a.addr.port() == 0 {
+                    " (port 0 binds one port per address: give each listener its own address, \
+                     such as 127.0.0.1:0 and 127.0.0.2:0)"
+                } else {
+                    ""
+                };
                 return Err(format!(
-                    "listen {} is given twice, with and without proxy-protocol",
+                    "listen {} is given twice, with different options (tls, proxy-protocol){hint}",
                     a.addr
                 ));
             }
@@ -303,7 +331,7 @@ impl Listeners {
                 };
                 Bound {
                     configured: addr,
-                    proxy: spec.proxy_protocol,
+                    kind: kind_of(&spec),
                     actual,
                     sockets,
                 }
@@ -311,7 +339,7 @@ impl Listeners {
         };
         next.push(b);
         let b = next.last_mut().expect("just pushed");
-        b.proxy = spec.proxy_protocol;
+        b.kind = kind_of(&spec);
         if let Some(a) = claimed {
             // The claimed address (with the port the kernel chose for port 0).
             b.actual = a;
@@ -333,26 +361,33 @@ impl Listeners {
     /// The sockets worker `w` of `n` accepts on: its share of each address's sockets (sockets
     /// beyond `n`, left from a larger worker count, are spread so none is left unserved), and
     /// every activated socket.
-    /// Each comes with whether it is a proxy-protocol listener (activated sockets are not).
-    pub fn for_worker(&self, w: usize, n: usize) -> Vec<(RawFd, bool)> {
+    /// Each comes with its options (an activated socket has those of the --listen with its
+    /// address, if any).
+    pub fn for_worker(&self, w: usize, n: usize) -> Vec<(RawFd, ListenerKind)> {
         let mut fds = Vec::new();
         for b in &self.bound {
             for (j, s) in b.sockets.iter().enumerate() {
                 if j % n.max(1) == w {
-                    fds.push((s.as_raw_fd(), b.proxy));
+                    fds.push((s.as_raw_fd(), b.kind));
                 }
             }
         }
-        for (_, _, s) in &self.activated {
-            fds.push((s.as_raw_fd(), false));
+        for (i, (_, _, s)) in self.activated.iter().enumerate() {
+            let kind = self.activated_kind.get(i).copied().unwrap_or_default();
+            fds.push((s.as_raw_fd(), kind));
         }
         fds
     }
 
-    /// The addresses being served, for the "listening on" lines.
-    pub fn addresses(&self) -> Vec<SocketAddr> {
-        let mut v: Vec<SocketAddr> = self.bound.iter().map(|b| b.actual).collect();
-        v.extend(self.activated.iter().map(|(_, a, _)| *a));
+    /// The addresses being served and whether they speak TLS, for the "listening on" lines.
+    pub fn addresses(&self) -> Vec<(SocketAddr, bool)> {
+        let mut v: Vec<_> = self.bound.iter().map(|b| (b.actual, b.kind.tls)).collect();
+        v.extend(
+            self.activated
+                .iter()
+                .enumerate()
+                .map(|(i, (_, a, _))| (*a, self.activated_kind.get(i).is_some_and(|k| k.tls))),
+        );
         v
     }
 
@@ -501,6 +536,7 @@ mod tests {
         ListenSpec {
             addr,
             proxy_protocol: false,
+            tls: false,
         }
     }
 
@@ -522,6 +558,7 @@ mod tests {
         let proxied = ListenSpec {
             addr: a,
             proxy_protocol: true,
+            tls: false,
         };
         let e = l
             .ensure(&[plain(a), proxied], 1, true, &mut Vec::new())
@@ -530,8 +567,17 @@ mod tests {
         assert!(e.contains("127.0.0.1:0") && e.contains("twice"), "{e}");
         l.ensure(&[proxied, proxied], 2, true, &mut Vec::new())
             .unwrap();
-        assert!(l.bound[0].proxy);
-        assert!(l.for_worker(1, 2).iter().all(|&(_, p)| p));
+        assert!(l.bound[0].kind.proxy);
+        assert!(l.for_worker(1, 2).iter().all(|&(_, k)| k.proxy && !k.tls));
+        let tls = ListenSpec {
+            tls: true,
+            ..plain(a)
+        };
+        let e = l
+            .ensure(&[plain(a), tls], 1, true, &mut Vec::new())
+            .err()
+            .expect("refused");
+        assert!(e.contains("127.0.0.2:0"), "port 0 hint: {e}");
     }
 
     #[test]

@@ -129,8 +129,9 @@ fn start(args: Vec<OsString>, loaded: Loaded) -> Result<i32, String> {
     drop(spare); // inherited sockets for addresses no longer configured
     {
         let mut out = io::stdout().lock();
-        for a in listeners.addresses() {
-            let _ = writeln!(out, "listening on http://{a}");
+        for (a, tls) in listeners.addresses() {
+            let scheme = if tls { "https" } else { "http" };
+            let _ = writeln!(out, "listening on {scheme}://{a}");
         }
         let _ = out.flush();
     }

@@ -103,7 +103,8 @@ impl Master {
             .iter()
             .map(|b| ListenSpec {
                 addr: b.configured,
-                proxy_protocol: b.proxy,
+                proxy_protocol: b.kind.proxy,
+                tls: b.kind.tls,
             })
             .collect();
         let before_workers = self.sup.serving();

@@ -12,7 +12,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::atomic::Ordering;
@@ -61,6 +61,9 @@ pub struct Supervisor {
     next_gen: u64,
     board: Scoreboard,
     free_slots: Vec<usize>,
+    /// The session-ticket secret every worker derives its ticket keys from (a sealed memfd; made
+    /// once, so tickets survive reloads).
+    ticket_secret: OwnedFd,
 }
 
 /// A worker process that has exited. Its entry stays until the master restarts or forgets it.
@@ -164,11 +167,14 @@ impl Supervisor {
     pub fn new() -> Result<Supervisor, String> {
         let board = Scoreboard::create(SCOREBOARD_SLOTS)
             .map_err(|e| format!("cannot create the scoreboard: {e}"))?;
+        let ticket_secret = crate::tls::ticket_secret_memfd()
+            .map_err(|e| format!("cannot make the session-ticket secret: {e}"))?;
         Ok(Supervisor {
             procs: Vec::new(),
             next_gen: 0,
             board,
             free_slots: (0..SCOREBOARD_SLOTS).rev().collect(),
+            ticket_secret,
         })
     }
 
@@ -218,6 +224,7 @@ impl Supervisor {
                 cpu: p.cpu,
                 fds: listeners.for_worker(p.index, self.count(p.gen)),
                 board: Some((self.board.fd(), p.slot)),
+                ticket_secret: Some(self.ticket_secret.as_raw_fd()),
             };
             let args = args(p.gen);
             self.board.reset(p.slot);
@@ -428,6 +435,7 @@ fn spawn_worker(args: &[OsString], spec: &WorkerSpec, board_fd: RawFd) -> io::Re
     all.push(spec.to_arg().into());
     let mut keep: Vec<RawFd> = spec.fds.iter().map(|&(fd, _)| fd).collect();
     keep.push(board_fd);
+    keep.extend(spec.ticket_secret);
     let master = std::process::id() as i32;
     let mut cmd = Command::new("/proc/self/exe");
     // ps and top show workers under the name the master was started with.

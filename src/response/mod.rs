@@ -1,7 +1,7 @@
 //! Deciding a response and writing it as chunks: the request path from a parsed head to bytes.
 //!
 //! `respond` is the pipeline, one decision per step, in the order nginx's filters apply them:
-//! method -> target -> dotfiles -> lookup (404/403/301, the fallback: `find`) -> content coding
+//! method -> target -> https redirect (`https_redirect`) -> dotfiles -> lookup (404/403/301, the fallback: `find`) -> content coding
 //! (`negotiate`) -> preconditions (412/304,
 //! `not_modified`) -> Range (206/416, `range` and `multipart`) -> 200. Each step either answers or
 //! hands on; errors and redirects all leave through `error`, so a configured error page has one
@@ -17,6 +17,7 @@ mod boundary;
 mod error;
 mod find;
 pub mod headers;
+mod https_redirect;
 mod multipart;
 mod negotiate;
 mod not_modified;
@@ -55,6 +56,8 @@ pub struct Ctx<'a> {
     pub draining: bool,
     /// Where each multipart response's boundary comes from (one source per worker).
     pub boundaries: &'a mut Boundaries,
+    /// The connection came in on a plain listener with `--redirect-https`.
+    pub redirect_https: bool,
 }
 
 /// What was decided for one request: the status and body bytes queued (for the access log and
@@ -99,6 +102,13 @@ pub fn respond(req: &Request, ctx: &mut Ctx, out: &mut VecDeque<Chunk>) -> Reply
     let Ok(target) = resolve_target(req.target) else {
         return error(400, b"", Framing { keep: false, ..fr }, req, ctx, out);
     };
+    // --redirect-https on a plain listener: everything but ACME challenges goes to https.
+    if ctx.redirect_https && !target.path.starts_with(https_redirect::ACME_CHALLENGE) {
+        return match https_redirect::location(req, ctx.cfg.https_port) {
+            Some(loc) => error(308, &loc, fr, req, ctx, out),
+            None => error(400, b"", Framing { keep: false, ..fr }, req, ctx, out),
+        };
+    }
     // Dotfiles: hidden unless configured.
     if !ctx.cfg.serve_dotfiles && is_hidden(&target.path) {
         return error(404, b"", fr, req, ctx, out);

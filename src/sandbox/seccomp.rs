@@ -65,6 +65,9 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_read,
         SYS_write,
         SYS_pread64,
+        // TLS: a mapped file's bytes copied by the kernel before they are sealed (a truncated
+        // file then fails the copy with EFAULT instead of raising SIGBUS).
+        SYS_process_vm_readv,
         // the file cache: open beneath the root (openat2, or the walk), stat, close
         SYS_openat2,
         SYS_openat,
@@ -92,7 +95,8 @@ fn allowed() -> Vec<libc::c_long> {
         SYS_mprotect,
         SYS_brk,
         // time (the vDSO's fallback), a panic's message and abort, std's bookkeeping; getrandom
-        // because std would otherwise open /dev/urandom, which Landlock refuses
+        // because std would otherwise open /dev/urandom, which Landlock refuses, and so would
+        // ring (TLS handshake randoms, session-ticket nonces) on EPERM
         SYS_clock_gettime,
         SYS_rt_sigreturn,
         SYS_rt_sigprocmask,

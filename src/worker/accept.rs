@@ -10,10 +10,12 @@ use std::os::fd::RawFd;
 use io_uring::cqueue;
 
 use super::Worker;
+use crate::config::ListenerKind;
 use crate::conn::Conn;
 use crate::metrics::{CONN_ACCEPTED, CONN_HANDLED};
 use crate::ring::key::{Key, Op};
 use crate::ring::op;
+use crate::tls::stream::TlsStream;
 
 /// How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM.
 const ACCEPT_BACKOFF_MS: u64 = 500;
@@ -25,19 +27,25 @@ pub struct Listener {
     closed: bool,
     /// TCP_DEFER_ACCEPT is on: a connection is accepted only once its first bytes are here.
     defers: bool,
-    /// Connections start with a PROXY protocol header (`--listen ADDR,proxy-protocol`).
-    proxy: bool,
+    /// What connections start with: a PROXY protocol header (`,proxy-protocol`), a TLS
+    /// handshake (`,tls`).
+    pub kind: ListenerKind,
 }
 
 impl Listener {
-    pub fn new(fd: RawFd, proxy: bool) -> Listener {
+    pub fn new(fd: RawFd, kind: ListenerKind) -> Listener {
         Listener {
             fd,
             armed: false,
             closed: false,
             defers: defers_accept(fd),
-            proxy,
+            kind,
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> Option<u16> {
+        crate::inherit::local_addr(self.fd).ok().map(|a| a.port())
     }
 }
 
@@ -89,10 +97,10 @@ impl Worker {
         if res >= 0 {
             // Also while draining, until the cancelled accept ends: the client has connected and
             // may have sent its request; it gets its answer (with Connection: close), not a reset.
-            let (data_waiting, proxy) = (self.listeners[i].defers, self.listeners[i].proxy);
+            let (data_waiting, kind) = (self.listeners[i].defers, self.listeners[i].kind);
             self.site.counters.0[CONN_ACCEPTED] += 1;
-            if !proxy || self.proxy_peer_allowed(res) {
-                self.add_conn(res, data_waiting, proxy);
+            if !kind.proxy || self.proxy_peer_allowed(res) {
+                self.add_conn(res, data_waiting, kind);
             }
         } else {
             match -res {
@@ -129,10 +137,25 @@ impl Worker {
 
     /// A new connection. `data_waiting`: the listener defers accepts, so the request's first
     /// bytes are here.
-    /// `proxy`: a PROXY protocol header must come first (it then sets the peer's address).
-    fn add_conn(&mut self, fd: RawFd, data_waiting: bool, proxy: bool) {
+    /// `kind.proxy`: a PROXY protocol header must come first (it then sets the peer's address);
+    /// `kind.tls`: then a TLS handshake.
+    fn add_conn(&mut self, fd: RawFd, data_waiting: bool, kind: ListenerKind) {
         // TCP_NODELAY is inherited from the listening socket (set by the master).
         let (now, header_ms) = (self.clock.now_ms, self.cfg.header_timeout_ms);
+        let proxy = kind.proxy;
+        let tls = match (&self.tls_config, kind.tls) {
+            (Some(cfg), true) => match TlsStream::new(cfg) {
+                Ok(t) => Some(Box::new(t)),
+                Err(e) => {
+                    eprintln!("ringstatic: TLS connection state: {e}");
+                    // SAFETY: the accepted fd is ours and nothing else refers to it yet.
+                    unsafe { libc::close(fd) };
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let redirect_https = !kind.tls && self.cfg.redirect_https;
         let peer = if self.site.logs() && !proxy {
             peer_text(fd)
         } else {
@@ -143,8 +166,10 @@ impl Worker {
             let mut c = Conn::new(fd, gen, now, header_ms);
             c.peer = peer;
             if proxy {
-                c.proxy = Some(Vec::new());
+                c.proxy = Some(Box::default());
             }
+            c.tls = tls;
+            c.redirect_https = redirect_https;
             c
         });
         if data_waiting {

@@ -19,6 +19,7 @@
 //! - `tick`        the timer tick, timeouts, signals and the graceful drain
 //! - `logwrite`    the access log's batches, written through the ring
 //! - `proxy`       the PROXY protocol header on a proxy-protocol listener, before any HTTP
+//! - `tls`         a tls listener's connections: ciphertext through rustls, records out
 //! - `site`        the request path's state (cache, root, log, counters) as a session `Handler`
 //! - `clock`       the coarse clock and the cached Date header
 
@@ -34,6 +35,7 @@ mod send;
 mod site;
 mod slots;
 mod tick;
+mod tls;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -96,6 +98,10 @@ pub struct Worker {
     pipes: PipePool,
     /// Output queues and send buffers, lent to connections while they have output.
     send_pool: pool::SendPool,
+    /// What `tls` listeners' connections are served with (None without such a listener).
+    tls_config: Option<std::sync::Arc<rustls::ServerConfig>>,
+    /// The worker's plaintext buffers for TLS.
+    tls_scratch: tls::Scratch,
 }
 
 /// Entry point of a worker process. Returns the exit status.
@@ -144,11 +150,36 @@ pub fn run(cli: &Cli) -> i32 {
         },
         None => None,
     };
-    let listeners = spec
+    let listeners: Vec<Listener> = spec
         .fds
         .iter()
-        .map(|&(fd, proxy)| Listener::new(fd, proxy))
+        .map(|&(fd, kind)| Listener::new(fd, kind))
         .collect();
+    // Certificates and keys are read now, before the worker drops its privileges (a key file is
+    // usually readable by root only).
+    let tls_config = if listeners.iter().any(|l| l.kind.tls) {
+        let secret = match spec.ticket_secret.map(crate::tls::read_ticket_secret) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => return fail(format!("cannot read the session-ticket secret: {e}")),
+            None => None,
+        };
+        match crate::tls::server_config(cli, secret) {
+            Ok(c) => Some(c),
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
+    if let Some(fd) = spec.ticket_secret {
+        // SAFETY: the memfd inherited from the master is ours; it is read (above) and not used again.
+        unsafe { libc::close(fd) };
+    }
+    let mut cfg = cfg;
+    cfg.https_port = listeners
+        .iter()
+        .find(|l| l.kind.tls)
+        .and_then(|l| l.port())
+        .unwrap_or(443);
     let restricted = match ring::restrict_and_enable(&ring, cli.sandbox != SandboxMode::Off) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -191,6 +222,8 @@ pub fn run(cli: &Cli) -> i32 {
         error_log: cli.error_log.clone(),
         pipes: PipePool::new(PIPE_SIZE),
         send_pool: pool::SendPool::default(),
+        tls_config,
+        tls_scratch: tls::Scratch::default(),
     };
     let code = w.event_loop();
     // Exit without dropping the worker: operations may still be in flight (a fast stop, or a

@@ -32,7 +32,7 @@ impl Worker {
             if c.writing() != Writing::Idle {
                 return; // its completion calls us again
             }
-            if !c.session.out().is_empty() {
+            if !c.session.out().is_empty() || c.tls_wants_write() {
                 match self.flush(slot) {
                     Flushed::Drained => continue,
                     Flushed::InFlight | Flushed::Closed => return,
@@ -40,6 +40,11 @@ impl Worker {
             }
             // Output drained.
             if c.session.ending().is_some() {
+                // TLS: close_notify is the last record before our FIN.
+                if let Some(t) = c.tls.as_mut().filter(|t| !t.close_notify_queued()) {
+                    t.close_notify();
+                    continue;
+                }
                 return self.start_linger(slot);
             }
             self.send_pool.lend(c);
@@ -57,8 +62,12 @@ impl Worker {
             }
             // Idle until the next request: what the responses needed goes back to the pool.
             self.send_pool.take_back(c);
-            // Until a PROXY header is complete, the header timeout keeps running from the accept.
-            if c.proxy.is_none() {
+            if let Some(t) = c.tls.as_mut() {
+                t.idle();
+            }
+            // Until a PROXY header is complete, or a TLS handshake done, the header timeout
+            // keeps running from the accept.
+            if c.proxy.is_none() && !c.tls_handshaking() {
                 c.await_request(
                     self.clock.now_ms,
                     self.cfg.keepalive_timeout_ms,

@@ -29,7 +29,7 @@ pub(super) enum Fed {
 }
 
 /// Gives newly received bytes to the connection: to its PROXY header while that is pending,
-/// then (and otherwise) to its session.
+/// then (and otherwise) to its TLS stream if it has one (`worker::tls`), then to its session.
 pub(super) fn feed(
     site: &mut Site,
     c: &mut Conn,
@@ -37,9 +37,10 @@ pub(super) fn feed(
     cfg: &ServeConfig,
     clock: &super::clock::Clock,
     draining: bool,
+    tls: &mut super::tls::Scratch,
 ) -> Fed {
     let Some(pending) = c.proxy.as_mut() else {
-        return Fed::Session(site.feed(c, data, cfg, clock, draining));
+        return super::tls::feed(site, c, data, cfg, clock, draining, tls);
     };
     // Bytes of a split header held from earlier reads (the header was incomplete without
     // this read, so it ends inside it).
@@ -73,7 +74,7 @@ pub(super) fn feed(
             if rest.is_empty() {
                 return Fed::Session(Intake::Open);
             }
-            Fed::Session(site.feed(c, rest, cfg, clock, draining))
+            super::tls::feed(site, c, rest, cfg, clock, draining, tls)
         }
     }
 }

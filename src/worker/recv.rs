@@ -77,6 +77,7 @@ impl Worker {
                 &self.cfg,
                 &self.clock,
                 self.draining,
+                &mut self.tls_scratch,
             );
             match fed {
                 Fed::Refused => return self.begin_close(slot),
@@ -130,6 +131,7 @@ impl Worker {
                         &self.cfg,
                         &self.clock,
                         self.draining,
+                        &mut self.tls_scratch,
                     );
                     match fed {
                         Fed::Refused => {

@@ -31,6 +31,9 @@ impl Worker {
         let Some(c) = self.conns.at(slot) else {
             return Flushed::Closed;
         };
+        if c.tls.is_some() {
+            return self.flush_tls(slot);
+        }
         let mut budget = SENDFILE_BUDGET;
         c.sending(deadline);
         loop {
@@ -170,7 +173,9 @@ impl Worker {
             return;
         };
         let Some(linked) = c.send_done() else { return };
-        if res > 0 {
+        if let (Some(t), true) = (c.tls.as_mut(), res > 0) {
+            t.sent(res as usize);
+        } else if res > 0 {
             c.session.consume(res as u64);
             if let Some((n, ms)) = c.all_sent(self.clock.now_ms) {
                 self.site.counters.latency(ms, n);

@@ -122,6 +122,7 @@ impl Site {
     ) -> R {
         let before = self.requests;
         let mut h = self.handler(c.peer.as_deref(), cfg, clock, draining);
+        h.ctx.redirect_https = c.redirect_https;
         let r = step(&mut c.session, &mut h);
         c.queued(self.requests - before, clock.now_ms);
         r
@@ -149,6 +150,7 @@ impl Site {
                 now_ms: clock.now_ms,
                 draining,
                 boundaries: &mut self.boundaries,
+                redirect_https: false,
             },
             log: self.access_log.as_mut(),
             requests: &mut self.requests,
