@@ -1001,12 +1001,14 @@ fn read_count(p: &Path) -> u64 {
 
 #[test]
 fn reload_with_a_new_certificate_under_load_drops_nothing() {
-    let Some(f) = Fixture::new("tls-reload", &["openssl", "python3"]) else {
+    let Some(f) = Fixture::new("tls-reload", &["openssl", "python3", "curl"]) else {
         return;
     };
     let _g = heavy();
     f.file("small.txt", &pattern_bytes(117, 10));
     f.file("big.bin", &pattern_bytes(256 * 1024, 11));
+    let slow = pattern_bytes(4 << 20, 12);
+    f.file("slow.bin", &slow);
     let pf = f.d.join("rs.pid");
     let gen1 = f.pki.leaf(
         "site",
@@ -1050,6 +1052,24 @@ fn reload_with_a_new_certificate_under_load_drops_nothing() {
         "the load did not get going: {at_start} responses\n{}",
         srv.log()
     );
+
+    // A download in flight across the reload (4 MiB at 2 MB/s): the old worker finishes it.
+    let slow_out = f.d.join("slow.out");
+    let resolve = format!("a.test:{}:127.0.0.1", addr.port());
+    let mut download = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--limit-rate", "2M", "--cacert"])
+        .arg(&f.pki.ca)
+        .args(["--resolve", &resolve, "-o"])
+        .arg(&slow_out)
+        .arg(https_url("a.test", addr, "/slow.bin"))
+        .spawn()
+        .expect("run curl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&slow_out).map_or(0, |m| m.len()) < 256 * 1024
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // A new certificate (new serial, O=gen2) in the same files, then the reload.
     let gen2 = f.pki.leaf(
@@ -1109,6 +1129,16 @@ fn reload_with_a_new_certificate_under_load_drops_nothing() {
         "connections begun after the reload must all see the new certificate ({}): {}",
         gen2.serial,
         out.stdout
+    );
+    let (status, killed) = wait_bounded(&mut download, Duration::from_secs(60));
+    assert!(
+        !killed && status.is_some_and(|st| st.success()),
+        "the download in flight across the reload failed: {status:?}"
+    );
+    assert_bytes_eq(
+        &std::fs::read(&slow_out).unwrap(),
+        &slow,
+        "a download in flight across the reload",
     );
     // Fresh connections (to either worker) see the new certificate; the old workers are gone.
     for _ in 0..6 {
@@ -1458,4 +1488,106 @@ fn hsts_header_rule_appears_on_https_responses() {
             out.stdout
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. TLS behind a load balancer: `ADDR,tls,proxy-protocol`
+// ---------------------------------------------------------------------------------------------
+
+/// Python's `ssl` after a PROXY v1 header naming another client: prints the response.
+const PROXY_THEN_TLS: &str = r#"
+import socket, ssl, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(b"PROXY TCP4 192.0.2.9 127.0.0.1 5555 443\r\n")
+t = ssl.create_default_context(cafile=ca).wrap_socket(s, server_hostname="a.test")
+t.sendall(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    d = t.recv(65536)
+    if not d:
+        break
+    data += d
+sys.stdout.write(data.decode("latin-1"))
+"#;
+
+#[test]
+fn tls_composes_with_proxy_protocol() {
+    let Some(f) = Fixture::new("tls-proxy", &["openssl", "curl", "python3"]) else {
+        return;
+    };
+    f.file("index.html", b"behind a balancer\n");
+    let a = f.a_cert("");
+    let log = f.d.join("access.log");
+    let srv = Server::spawn(
+        &[
+            "--listen".into(),
+            "127.0.0.1:0,tls,proxy-protocol".into(),
+            "--workers".into(),
+            "1".into(),
+            "--access-log".into(),
+            s(&log).into(),
+            "--tls-cert".into(),
+            s(&a.cert).into(),
+            "--tls-key".into(),
+            s(&a.key).into(),
+            s(&f.www).into(),
+        ],
+        1,
+    );
+    let addr = srv.https_addr();
+
+    // The PROXY header first, then the handshake: the client's address is the header's.
+    let out = run(
+        Command::new("python3").args([
+            "-c",
+            PROXY_THEN_TLS,
+            &addr.port().to_string(),
+            s(&f.pki.ca),
+        ]),
+        CLIENT_LIMIT,
+    );
+    assert_ok(&out, "PROXY header, then TLS");
+    assert!(
+        out.stdout.starts_with("HTTP/1.1 200") && out.stdout.ends_with("behind a balancer\n"),
+        "{}",
+        out.describe()
+    );
+    // curl's own PROXY header (its real address).
+    let url = https_url("a.test", addr, "/index.html");
+    let out = curl(
+        &f.pki.ca,
+        "a.test",
+        addr,
+        &[
+            "--haproxy-protocol",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ],
+    );
+    assert_ok(&out, "curl --haproxy-protocol");
+    assert_eq!(out.stdout.trim(), "200", "{}", out.describe());
+    // Without the header, a ClientHello is not a PROXY header: refused, never served.
+    let out = curl(&f.pki.ca, "a.test", addr, &["-o", "/dev/null", &url]);
+    assert!(
+        !out.ok(),
+        "TLS without the PROXY header was served: {}",
+        out.describe()
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() >= 2 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(lines.len(), 2, "access log: {lines:?}\n{}", srv.log());
+    assert!(lines[0].starts_with("192.0.2.9 "), "access log: {lines:?}");
+    assert!(lines[1].starts_with("127.0.0.1 "), "access log: {lines:?}");
 }
