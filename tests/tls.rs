@@ -833,6 +833,53 @@ fn connection_close_ends_with_close_notify() {
     );
 }
 
+/// TLS 1.3 key updates from the client (`k`: the server must update too; `K`: it need not), with
+/// requests on the same connection after each: the server follows the new keys both ways.
+#[test]
+fn tls13_key_updates_mid_connection() {
+    let Some(f) = Fixture::new("tls-keyupdate", &["openssl"]) else {
+        return;
+    };
+    f.file("a.txt", b"after the key update\n");
+    let a = f.a_cert("");
+    let srv = start_tls(&f.www, &[&a], 1, &[]);
+    let addr = srv.https_addr();
+    let keep = b"GET /a.txt HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let close = close_req("a.test", "/a.txt");
+    // s_client reads its command letters only when a read of its input holds the line alone
+    // (and not with -ign_eof): so one stage at a time, input held open until the server closes.
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string(), "-CAfile"])
+        .arg(&f.pki.ca)
+        .args(["-servername", "a.test", "-tls1_3"]);
+    let stages: [&[u8]; 5] = [b"k\n", keep, b"K\n", keep, &close];
+    let out = run_staged(
+        &mut cmd,
+        &stages,
+        Duration::from_millis(300),
+        true,
+        CLIENT_LIMIT,
+    );
+    assert_ok(&out, "s_client with key updates");
+    assert_eq!(
+        out.both().matches("KEYUPDATE").count(),
+        2,
+        "s_client did not send two key updates: {}",
+        out.describe()
+    );
+    assert_eq!(
+        out.stdout.matches("HTTP/1.1 200 OK").count(),
+        3,
+        "three requests after the key updates: {}",
+        out.describe()
+    );
+    assert!(
+        !out.both().contains("unexpected eof") && !out.stderr.contains(":error:"),
+        "{}",
+        out.describe()
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. A 100 MiB file, ranges, a slow reader
 // ---------------------------------------------------------------------------------------------

@@ -261,6 +261,20 @@ impl Pki {
 
 /// Runs `cmd` with `input` on its standard input (then closed), bounded by `limit`.
 pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Out {
+    run_staged(cmd, &[input], Duration::ZERO, false, limit)
+}
+
+/// Runs `cmd` writing `stages` to its standard input one after the other, `pause` apart (an
+/// interactive client reads each as a line typed on its own). With `hold`, standard input stays
+/// open until the command ends by itself (or is killed at `limit`); otherwise it is closed after
+/// the last stage.
+pub fn run_staged(
+    cmd: &mut Command,
+    stages: &[&[u8]],
+    pause: Duration,
+    hold: bool,
+    limit: Duration,
+) -> Out {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -276,9 +290,18 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Out {
         }
     };
     let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
+    let stages: Vec<Vec<u8>> = stages.iter().map(|x| x.to_vec()).collect();
     let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
+        for (i, st) in stages.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(pause);
+            }
+            if stdin.write_all(st).and_then(|_| stdin.flush()).is_err() {
+                break;
+            }
+        }
+        // Kept open (returned) or closed (dropped) here.
+        hold.then_some(stdin)
     });
     let read = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -302,7 +325,7 @@ pub fn run_with_input(cmd: &mut Command, input: &[u8], limit: Duration) -> Out {
             .map(|r| Box::new(r) as Box<dyn Read + Send>),
     );
     let (status, timed_out) = wait_bounded(&mut child, limit);
-    let _ = writer.join();
+    drop(writer.join());
     Out {
         status,
         stdout: so.join().unwrap_or_default(),
