@@ -834,9 +834,10 @@ fn connection_close_ends_with_close_notify() {
 }
 
 /// TLS 1.3 key updates from the client (`k`: the server must update too; `K`: it need not), with
-/// requests on the same connection after each: the server follows the new keys both ways.
+/// requests on the same connection after each: the server follows the new keys both ways. A TLS
+/// 1.2 client asking to renegotiate gets rustls's no_renegotiation alert, and nothing breaks.
 #[test]
-fn tls13_key_updates_mid_connection() {
+fn tls13_key_updates_and_tls12_renegotiation_mid_connection() {
     let Some(f) = Fixture::new("tls-keyupdate", &["openssl"]) else {
         return;
     };
@@ -878,6 +879,38 @@ fn tls13_key_updates_mid_connection() {
         "{}",
         out.describe()
     );
+
+    // Renegotiation (`R`) in TLS 1.2: refused; the server carries on.
+    let workers = srv.wait_workers(1, Duration::from_secs(10));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &addr.to_string(), "-CAfile"])
+        .arg(&f.pki.ca)
+        .args(["-servername", "a.test", "-tls1_2"]);
+    let stages: [&[u8]; 2] = [b"R\n", &close];
+    let out = run_staged(
+        &mut cmd,
+        &stages,
+        Duration::from_millis(300),
+        true,
+        CLIENT_LIMIT,
+    );
+    assert!(
+        out.both().contains("RENEGOTIATING") && out.both().contains("no renegotiation"),
+        "TLS 1.2 renegotiation was not refused with no_renegotiation: {}",
+        out.describe()
+    );
+    let out = s_client(
+        addr,
+        &f.pki.ca,
+        &["-servername", "a.test", "-ign_eof"],
+        &close,
+    );
+    assert!(
+        out.stdout.contains("HTTP/1.1 200"),
+        "after the renegotiation: {}",
+        out.describe()
+    );
+    assert_eq!(srv.worker_pids(), workers, "the worker died\n{}", srv.log());
 }
 
 // ---------------------------------------------------------------------------------------------
