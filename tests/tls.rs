@@ -1340,6 +1340,59 @@ fn broken_certificates_are_refused_by_test_config_and_by_reload() {
         );
     }
 
+    // Flags that do not make a TLS listener: one clear line each.
+    let missing = f.d.join("missing.pem");
+    let www = s(&f.www);
+    let (gc, gk, oc) = (s(&good.cert), s(&good.key), s(&other.cert));
+    for (what, args, needle) in [
+        (
+            "a missing certificate file",
+            vec![
+                "--listen",
+                "127.0.0.1:0,tls",
+                "--tls-cert",
+                s(&missing),
+                "--tls-key",
+                gk,
+            ],
+            "missing.pem",
+        ),
+        (
+            "a tls listener without a certificate",
+            vec!["--listen", "127.0.0.1:0,tls"],
+            "--tls-cert",
+        ),
+        (
+            "two certificates and one key",
+            vec![
+                "--listen",
+                "127.0.0.1:0,tls",
+                "--tls-cert",
+                gc,
+                "--tls-cert",
+                oc,
+                "--tls-key",
+                gk,
+            ],
+            "--tls-key",
+        ),
+    ] {
+        let mut all = vec!["-t"];
+        all.extend(args);
+        all.push(www);
+        let (st, out, err) = run_binary(&all, Duration::from_secs(30));
+        assert_eq!(st.code(), Some(1), "-t with {what}: {out}{err}");
+        assert!(
+            err.contains(needle),
+            "-t with {what}: the message does not name {needle}: {err}"
+        );
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "-t with {what}: not one line: {err}"
+        );
+    }
+
     let (code, out) = test_config(&f.www, &[(soon.cert.as_path(), soon.key.as_path())]);
     assert_eq!(
         code,
