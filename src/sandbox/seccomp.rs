@@ -87,6 +87,8 @@ fn allowed() -> Vec<libc::c_long> {
         // connections: the peer's address for the access log, shut down our side before
         // lingering, a listener's options; FIONREAD while draining (ioctl, filtered below)
         SYS_getpeername,
+        // A draining worker takes what waits in a listener's backlog before letting it go.
+        SYS_accept4,
         SYS_shutdown,
         SYS_getsockopt,
         // memory

@@ -17,6 +17,9 @@ use crate::ring::key::{Key, Op};
 use crate::ring::op;
 use crate::tls::stream::TlsStream;
 
+/// Most connections a draining worker takes from a listener's backlog before letting it go.
+const BACKLOG_SWEEP: usize = 64;
+
 /// How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM.
 const ACCEPT_BACKOFF_MS: u64 = 500;
 
@@ -34,6 +37,15 @@ pub struct Listener {
 
 impl Listener {
     pub fn new(fd: RawFd, kind: ListenerKind) -> Listener {
+        // Non-blocking (ours are made so; a socket from systemd may not be), so that
+        // `take_backlog`'s accept4 can never wait. The ring's accepts do not care.
+        // SAFETY: fcntl on a listening socket this process holds.
+        unsafe {
+            let fl = libc::fcntl(fd, libc::F_GETFL);
+            if fl >= 0 && fl & libc::O_NONBLOCK == 0 {
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
         Listener {
             fd,
             armed: false,
@@ -127,11 +139,49 @@ impl Worker {
     }
 
     pub(super) fn close_listener(&mut self, i: usize) {
+        if self.draining {
+            self.take_backlog(i);
+        }
         let l = &mut self.listeners[i];
         if !l.closed && !l.armed {
             l.closed = true;
             // SAFETY: no accept is in flight on it (armed is false) and the worker owns its copy.
             unsafe { libc::close(l.fd) };
+        }
+    }
+
+    /// Before a draining worker lets go of a listening socket (which the master and the new
+    /// workers keep): accepts what waits in its backlog and answers it. A connection's wakeup may
+    /// have gone to this worker's accept (the kernel wakes one waiter of a listening socket) just
+    /// as that accept was cancelled; nobody else was woken for it, so without this it would wait
+    /// until the next connection woke the new worker (seen: the first request after a reload
+    /// hung until the client gave up, 1 in about 150).
+    fn take_backlog(&mut self, i: usize) {
+        let (fd, kind, defers) = {
+            let l = &self.listeners[i];
+            if l.closed || l.armed {
+                return;
+            }
+            (l.fd, l.kind, l.defers)
+        };
+        for _ in 0..BACKLOG_SWEEP {
+            // SAFETY: accept4 on our (non-blocking, see `Listener::new`) listening socket, no
+            // address wanted; the new fd is ours.
+            let c = unsafe {
+                libc::accept4(
+                    fd,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    libc::SOCK_CLOEXEC,
+                )
+            };
+            if c < 0 {
+                return;
+            }
+            self.site.counters.0[CONN_ACCEPTED] += 1;
+            if !kind.proxy || self.proxy_peer_allowed(c) {
+                self.add_conn(c, defers, kind);
+            }
         }
     }
 
