@@ -732,6 +732,33 @@ fn stalled_handshakes_time_out_and_vanished_clients_are_harmless() {
         }
     }
 
+    // A ClientHello trickling in a byte at a time: the timeout counts from the accept, so the
+    // trickle does not keep the connection open.
+    let mut trickle = Conn::open(addr);
+    let mut w = trickle.stream.try_clone().unwrap();
+    let part = hello.clone();
+    let writer = std::thread::spawn(move || {
+        for b in part.iter().take(60) {
+            if w.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let end = trickle.read_until_close(Duration::from_secs(8));
+    assert_ne!(
+        end,
+        End::Timeout,
+        "a trickled ClientHello kept the connection open past --header-timeout 1\n{}",
+        srv.log()
+    );
+    assert!(
+        only_alerts(&trickle.buf).is_ok(),
+        "{}",
+        describe_bytes(&trickle.buf)
+    );
+    writer.join().unwrap();
+
     // Clients that vanish: after the whole ClientHello (FIN at once), after a part of it, and
     // after reading some of the server's answer (with a reset).
     for i in 0..30 {
