@@ -461,11 +461,18 @@ fn resumption_with_a_ticket_from_another_connection_across_workers() {
     };
     f.file("index.html", b"resume\n");
     let a = f.a_cert("");
-    let srv = start_tls(&f.www, &[&a], 2, &["--status-listen", "127.0.0.1:0"]);
-    srv.wait_workers(2, Duration::from_secs(10));
+    let pf = f.d.join("rs.pid");
+    let srv = start_tls(
+        &f.www,
+        &[&a],
+        2,
+        &["--status-listen", "127.0.0.1:0", "--pid-file", s(&pf)],
+    );
+    let first = srv.wait_workers(2, Duration::from_secs(10));
     let addr = srv.https_addr();
     let status = srv.status_addr();
     let req = close_req("a.test", "/index.html");
+    let mut sessions = Vec::new();
 
     for (label, v, proto) in [
         ("TLS 1.3", "-tls1_3", "TLSv1.3"),
@@ -545,6 +552,32 @@ fn resumption_with_a_ticket_from_another_connection_across_workers() {
             "{label}: {made} resumed connections all went to one worker ({spread:?}): the \
              cross-worker case was not exercised"
         );
+        sessions.push((label, v, proto, sess));
+    }
+
+    // The master keeps its secret over a reload: the new workers resume the old tickets.
+    let (code, err) = reload(&pf);
+    assert_eq!(code, Some(0), "`-s reload` failed: {err}\n{}", srv.log());
+    for p in &first {
+        assert!(
+            wait_gone(*p, Duration::from_secs(15)),
+            "old worker {p} did not exit"
+        );
+    }
+    for (label, v, proto, sess) in &sessions {
+        for _ in 0..4 {
+            let out = s_client(
+                addr,
+                &f.pki.ca,
+                &[v, "-servername", "a.test", "-ign_eof", "-sess_in", s(sess)],
+                &req,
+            );
+            assert!(
+                out.stdout.contains(&format!("Reused, {proto}")),
+                "{label}: a ticket from before the reload was not resumed after it: {}",
+                out.describe()
+            );
+        }
     }
 }
 
@@ -810,6 +843,61 @@ fn connection_close_ends_with_close_notify() {
         "the body did not arrive whole: {}",
         out.describe()
     );
+}
+
+/// Pipelined requests in small records (512-byte fragments, so requests straddle records and
+/// records straddle requests): every response, in order, then close_notify.
+#[test]
+fn pipelined_requests_across_small_records() {
+    let Some(f) = Fixture::new("tls-pipeline", &["openssl"]) else {
+        return;
+    };
+    for n in ["a", "b", "c"] {
+        f.file(&format!("{n}.txt"), format!("body of {n}\n").as_bytes());
+    }
+    let a = f.a_cert("");
+    let srv = start_tls(&f.www, &[&a], 2, &[]);
+    let addr = srv.https_addr();
+    let pad = format!("X-Pad: {}", "p".repeat(1500));
+    let mut input = Vec::new();
+    for (n, last) in [("a", false), ("b", false), ("c", true)] {
+        let close = if last { "Connection: close\r\n" } else { "" };
+        input.extend(
+            format!("GET /{n}.txt HTTP/1.1\r\nHost: a.test\r\n{pad}\r\n{close}\r\n").as_bytes(),
+        );
+    }
+    for v in ["-tls1_3", "-tls1_2"] {
+        let out = s_client(
+            addr,
+            &f.pki.ca,
+            &[
+                v,
+                "-servername",
+                "a.test",
+                "-ign_eof",
+                "-max_send_frag",
+                "512",
+            ],
+            &input,
+        );
+        assert_ok(&out, v);
+        let bodies: Vec<usize> = ["body of a\n", "body of b\n", "body of c\n"]
+            .iter()
+            .map(|b| out.stdout.find(b).unwrap_or(usize::MAX))
+            .collect();
+        assert!(
+            bodies[0] < bodies[1] && bodies[1] < bodies[2] && bodies[2] != usize::MAX,
+            "{v}: three responses in order: {}",
+            out.describe()
+        );
+        assert_eq!(
+            out.stdout.matches("HTTP/1.1 200 OK").count(),
+            3,
+            "{}",
+            out.describe()
+        );
+        assert!(!out.both().contains("unexpected eof"), "{}", out.describe());
+    }
 }
 
 /// TLS 1.3 key updates from the client (`k`: the server must update too; `K`: it need not), with
