@@ -1305,13 +1305,19 @@ fn reload_with_a_new_certificate_under_load_drops_nothing() {
 
 /// `ringstatic -t` with one TLS listener and these (cert, key) files: (exit code, output).
 fn test_config(www: &Path, pairs: &[(&Path, &Path)]) -> (Option<i32>, String) {
+    let (code, out, err) = test_config_split(www, pairs);
+    (code, format!("{out}{err}"))
+}
+
+/// `test_config` with standard output and standard error apart.
+fn test_config_split(www: &Path, pairs: &[(&Path, &Path)]) -> (Option<i32>, String, String) {
     let mut args: Vec<&str> = vec!["-t", "--listen", "127.0.0.1:0,tls"];
     for (c, k) in pairs {
         args.extend(["--tls-cert", s(c), "--tls-key", s(k)]);
     }
     args.push(s(www));
     let (st, out, err) = run_binary(&args, Duration::from_secs(30));
-    (st.code(), format!("{out}{err}"))
+    (st.code(), out, err)
 }
 
 #[test]
@@ -1460,15 +1466,16 @@ fn broken_certificates_are_refused_by_test_config_and_by_reload() {
         );
     }
 
-    let (code, out) = test_config(&f.www, &[(soon.cert.as_path(), soon.key.as_path())]);
+    let (code, out, err) = test_config_split(&f.www, &[(soon.cert.as_path(), soon.key.as_path())]);
     assert_eq!(
         code,
         Some(0),
-        "-t with a certificate valid 5 more days: {out}"
+        "-t with a certificate valid 5 more days: {out}{err}"
     );
     assert!(
-        out.contains("expires in"),
-        "-t did not warn about expiry in 5 days: {out}"
+        err.lines()
+            .any(|l| l.contains("expires in") && l.contains("soon.pem")),
+        "-t did not warn on stderr, naming the file, about expiry in 5 days: {out}{err}"
     );
 
     // Reload: the running server keeps its certificate when the new one is broken.
@@ -1566,6 +1573,9 @@ fn redirect_https_sends_plain_requests_to_https_except_acme_challenges() {
         "127.0.0.1:0".into(),
         "--listen".into(),
         tls_listen,
+        // A second TLS listener: the Location names the first one's port.
+        "--listen".into(),
+        "127.0.0.2:0,tls".into(),
         "--workers".into(),
         "2".into(),
         "--redirect-https".into(),
@@ -1575,10 +1585,11 @@ fn redirect_https_sends_plain_requests_to_https_except_acme_challenges() {
         s(&a.key).into(),
     ];
     args.push(s(&f.www).into());
-    let srv = Server::spawn(&args, 2);
+    let srv = Server::spawn(&args, 3);
     let plain = srv.http_addr();
     let tls = srv.https_addr();
     assert_eq!(tls.port(), tls_port, "{}", srv.log());
+    assert_eq!(srv.https.lock().unwrap().len(), 2, "{}", srv.log());
 
     // (Host header, target, the host the Location names)
     for (host, target, want_host) in [
@@ -1650,6 +1661,52 @@ fn redirect_https_sends_plain_requests_to_https_except_acme_challenges() {
         https_url("a.test", tls, "/a/b"),
         "{}",
         out.describe()
+    );
+}
+
+/// With the TLS listener on 443, the Location names no port.
+#[test]
+fn redirect_https_to_port_443_names_no_port() {
+    let Some(f) = Fixture::new("tls-redirect-443", &["openssl"]) else {
+        return;
+    };
+    // 443 needs privileges, and may be in use: an address of its own on the loopback net.
+    let tls_listen = "127.0.0.3:443";
+    if let Err(e) = std::net::TcpListener::bind(tls_listen) {
+        eprintln!(
+            "skipped: redirect_https_to_port_443_names_no_port: cannot bind {tls_listen}: {e}"
+        );
+        return;
+    }
+    f.file("index.html", b"home\n");
+    let a = f.a_cert("");
+    let srv = Server::spawn(
+        &[
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--listen".into(),
+            format!("{tls_listen},tls"),
+            "--workers".into(),
+            "1".into(),
+            "--redirect-https".into(),
+            "--tls-cert".into(),
+            s(&a.cert).into(),
+            "--tls-key".into(),
+            s(&a.key).into(),
+            s(&f.www).into(),
+        ],
+        2,
+    );
+    let r = request_close(
+        srv.http_addr(),
+        b"GET /x?y=1 HTTP/1.1\r\nHost: a.test:80\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 308, "{}", r.describe());
+    assert_eq!(
+        r.header("location"),
+        Some("https://a.test/x?y=1"),
+        "{}",
+        r.describe()
     );
 }
 
