@@ -308,6 +308,9 @@ fn sni_picks_the_certificate_by_name_and_unknown_names_get_the_first() {
         (Some("www.a.test"), &a),
         (Some("www.example.test"), &wild),
         (Some("img.example.test"), &wild),
+        // Names compare without regard to case.
+        (Some("WWW.Example.TEST"), &wild),
+        (Some("A.TEST"), &a),
         (Some("cn-only.test"), &cn_only),
         // A wildcard matches exactly one label.
         (Some("example.test"), &a),
