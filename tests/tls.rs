@@ -644,6 +644,39 @@ fn garbage_instead_of_a_client_hello_gets_an_alert_at_most() {
         &[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28],
         "an alert first",
     );
+    // Records of every content type with random bodies, one per connection.
+    for (i, ty) in [0x14u8, 0x15, 0x16, 0x17, 0x18, 0x00, 0xff]
+        .iter()
+        .enumerate()
+    {
+        let body = pattern_bytes(100 + 37 * i, 20 + i as u64);
+        let mut rec = vec![*ty, 0x03, 0x03];
+        rec.extend((body.len() as u16).to_be_bytes());
+        rec.extend(&body);
+        expect_refused(
+            addr,
+            &rec,
+            &format!("a record of type {ty:#x} with random bytes"),
+        );
+    }
+
+    // A real ClientHello, then garbage where the client's next flight belongs: the server
+    // has answered (its flight is encrypted, so no alert check), and must close, not answer
+    // in HTTP or hang.
+    let hello = capture_client_hello(&["-servername", "a.test"]);
+    for i in 0..10u64 {
+        let mut c = Conn::open(addr);
+        let mut bytes = hello.clone();
+        bytes.extend(pattern_bytes(50 + 300 * i as usize, 30 + i));
+        let _ = c.try_send(&bytes);
+        let end = c.read_until_close(Duration::from_secs(10));
+        assert_ne!(end, End::Timeout, "garbage after a ClientHello: not closed");
+        assert!(
+            !contains(&c.buf, b"HTTP/"),
+            "garbage after a ClientHello: {}",
+            describe_bytes(&c.buf)
+        );
+    }
 
     let (st, body) = curl_get(&f, addr, "a.test", "/index.html", &[]);
     assert_eq!(
