@@ -1120,6 +1120,102 @@ fn large_file_and_ranges_byte_exact_and_a_slow_reader() {
     assert_bytes_eq(&got, &mid, "12 MiB to a slow reader");
 }
 
+/// Python's `ssl` with a small receive buffer: asks for a large file, reads nothing for 4 s, then
+/// reads what is left; prints the body bytes received and how the connection ended.
+const STOPS_READING: &str = r#"
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[2]
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+raw.settimeout(20)
+raw.connect(("127.0.0.1", port))
+t = ssl.create_default_context(cafile=ca).wrap_socket(raw, server_hostname="a.test")
+t.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n")
+time.sleep(4)
+got, end = 0, "eof"
+try:
+    while True:
+        d = t.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+except socket.timeout:
+    end = "timeout"
+except (ssl.SSLError, OSError) as e:
+    end = "error %r" % e
+print("received %d %s" % (got, end))
+"#;
+
+/// A TLS client that stops reading mid-body is closed by `--send-timeout`; a download in
+/// progress when the master gets SIGQUIT (graceful stop) completes byte-exact.
+#[test]
+fn send_timeout_and_graceful_stop_mid_body() {
+    let Some(f) = Fixture::new("tls-midbody", &["openssl", "curl", "python3"]) else {
+        return;
+    };
+    let _g = heavy();
+    let big = pattern_bytes(32 << 20, 13);
+    f.file("big.bin", &big);
+    let a = f.a_cert("");
+    let mut srv = start_tls(&f.www, &[&a], 2, &["--send-timeout", "1"]);
+    let addr = srv.https_addr();
+    let workers = srv.wait_workers(2, Duration::from_secs(10));
+
+    let out = run(
+        Command::new("python3").args(["-c", STOPS_READING, &addr.port().to_string(), s(&f.pki.ca)]),
+        CLIENT_LIMIT,
+    );
+    assert_ok(&out, "a client that stops reading");
+    eprintln!("a client that stops reading: {}", out.stdout.trim());
+    let (got, end) = out
+        .stdout
+        .trim()
+        .strip_prefix("received ")
+        .and_then(|r| r.split_once(' '))
+        .unwrap_or_else(|| panic!("{}", out.describe()));
+    let got: usize = got.parse().unwrap();
+    assert!(
+        got < big.len() && end != "timeout",
+        "the server did not close a client that stopped reading ({got} of {} bytes, {end})",
+        big.len()
+    );
+    assert_eq!(srv.worker_pids(), workers, "a worker died\n{}", srv.log());
+
+    // A slow download (2 MB/s), then SIGQUIT once it is under way.
+    let out_file = f.d.join("big.out");
+    let resolve = format!("a.test:{}:127.0.0.1", addr.port());
+    let mut download = Command::new("curl")
+        .args(["-sS", "--max-time", "60", "--limit-rate", "2M", "--cacert"])
+        .arg(&f.pki.ca)
+        .args(["--resolve", &resolve, "-r", "0-4194303", "-o"])
+        .arg(&out_file)
+        .arg(https_url("a.test", addr, "/big.bin"))
+        .spawn()
+        .expect("run curl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&out_file).map_or(0, |m| m.len()) < 256 * 1024
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    srv.signal(libc::SIGQUIT);
+    let (status, killed) = wait_bounded(&mut download, Duration::from_secs(60));
+    assert!(
+        !killed && status.is_some_and(|st| st.success()),
+        "the download across SIGQUIT failed: {status:?}\n{}",
+        srv.log()
+    );
+    assert_bytes_eq(
+        &std::fs::read(&out_file).unwrap(),
+        &big[..4 << 20],
+        "4 MiB across a graceful stop",
+    );
+    let st = srv
+        .wait_exit(Duration::from_secs(15))
+        .expect("the master did not exit after SIGQUIT");
+    assert_eq!(st.code(), Some(0), "{}", srv.log());
+}
+
 /// The parts of a multipart/byteranges body: (Content-Range, bytes).
 fn multipart_parts(body: &[u8], boundary: &str) -> Vec<(String, Vec<u8>)> {
     let delim = format!("--{boundary}");
