@@ -1,14 +1,15 @@
 //! HTTPS against the clients people use: `curl` and `openssl s_client` (and Python's `ssl`
 //! module for a load with many handshakes), with certificates made by the `openssl` command at
 //! run time (an EC P-256 CA; RSA-2048 and EC P-256 leaves). TLS 1.3 and 1.2, SNI, ALPN, session
-//! resumption across workers, hostile and stalled handshakes, close_notify, large files and
-//! ranges, TLS 1.3 key updates and a TLS 1.2 renegotiation request, certificate reload under
-//! load, broken certificates, the plain-HTTP redirect, HSTS, and TLS behind a PROXY header.
-//! (The kernel-TLS start line is checked by kernel TLS's own tests.)
+//! resumption across workers and reloads, hostile and stalled handshakes, close_notify,
+//! pipelining across small records, TLS 1.3 key updates and a TLS 1.2 renegotiation request,
+//! large files and ranges, a client that stops reading, a graceful stop mid-body, certificate
+//! reload under load, broken certificates, the plain-HTTP redirect, HSTS, and TLS behind a PROXY
+//! header. (The kernel-TLS start line is checked by kernel TLS's own tests.)
 //!
-//! Without `openssl` or `curl` (or Python for the load test) a test says `skipped:` and passes.
-//! The two heavy tests (100 MiB file, reload under load) share a lock so they never compete for
-//! the CPUs.
+//! Without `openssl`, `curl` or Python's `ssl` where a test needs it, the test says `skipped:`
+//! and passes. The heavy tests (large files, the reload under load) share a lock so they never
+//! compete with one another for the CPUs.
 mod common;
 use common::*;
 use std::io::{Read, Write};
