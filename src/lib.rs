@@ -44,7 +44,7 @@
 //!   - `worker::tick`     the timer tick, timeouts, signals, the graceful drain
 //!   - `worker::logwrite` the access log's batches written through the ring
 //!   - `worker::site`     the request path's state (cache, root, log) as the session's handler
-//!   - `worker::clock`    the coarse clock and the cached Date
+//!   - `worker::clock`    the coarse clock, the cached Date and the 200's first lines that carry it
 //! - `sandbox`    entered by a worker after setup: no_new_privs, user, the layers, the start-up line
 //!   - `sandbox::landlock` read-only beneath the root (raw system calls)
 //!   - `sandbox::seccomp`  the allowlist of system calls a worker makes after setup
@@ -83,6 +83,7 @@
 //! - `files`      beneath the root, the file itself
 //!   - `files::open`  openat2(RESOLVE_BENEATH) and its fallback; errno -> status
 //!   - `files::entry` one file version's facts, its mapping or fd (and its representation, `Coding`)
+//!   - `files::text`  an entry's prebuilt head, header lines and ETag, in one buffer
 //!   - `files::cache` the per-worker LRU: path and coding -> entry, revalidation, budgets;
 //!     (`files::cache::names`: index names and clean URLs; `files::cache::fxhash` its hash)
 //!   - `files::listing` `--autoindex`: a directory's HTML listing, cached like a file

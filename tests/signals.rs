@@ -896,7 +896,7 @@ fn first_request_after_each_reload_is_answered() {
     for round in 0..40 {
         let (code, _, err) = ctl("reload", &pf);
         assert_eq!(code, Some(0), "reload {round}: {err}");
-        let mut stream = connect(srv.addr);
+        let stream = connect(srv.addr);
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();

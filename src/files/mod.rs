@@ -1,5 +1,6 @@
 //! From a normalized path to bytes on the wire, with no HTTP in it: opening beneath the root
-//! (`open`), one cached file's facts and bytes (`entry`), the per-worker open-file cache that
+//! (`open`), one cached file's facts and bytes (`entry`) and the text its responses share
+//! (`text`), the per-worker open-file cache that
 //! holds them by path and coding (`cache`), where a coded representation comes from (`variant`:
 //! a precompressed sibling, or the file compressed by `codec`), and the body chunks a response
 //! is made of (`body`).
@@ -14,4 +15,5 @@ pub mod codec;
 pub mod entry;
 pub mod listing;
 pub mod open;
+pub mod text;
 pub mod variant;

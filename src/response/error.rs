@@ -32,7 +32,7 @@ pub(super) fn error(
             // The page with the original status: its own type, coding and configured headers,
             // none of its validators (a precondition or range on the request was not about it).
             let mut h = status_line(code, ctx.date);
-            entity_lines(&mut h, f.content_type, &f.lines()[f.meta_at..], f.size);
+            entity_lines(&mut h, f.content_type, f.meta_lines(), f.size);
             h.extend_from_slice(extra);
             fr.finish(&mut h);
             push_with_body(out, h, &f, 0, f.size, fr.head_only);

@@ -10,8 +10,9 @@
 //! What all responses for one cache entry share (its validators, configured lines, the prebuilt
 //! `200` of a file kept in memory) is made once, when the cache creates the entry, by `prepare`:
 //! a per-path header rule or a content coding is resolved there, and costs nothing on a hit. The
-//! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and one shared slice of a
-//! prebuilt buffer whose Date is patched once a second.
+//! hot path, a small file on HTTP/1.1 keep-alive GET, is one hash lookup and two shared slices:
+//! the worker's status line, Server and Date (patched once a second) and the entry's prebuilt
+//! head.
 
 mod boundary;
 mod error;
@@ -25,6 +26,7 @@ mod prepare;
 mod range;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use crate::config::ServeConfig;
 use crate::files::body::Chunk;
@@ -48,9 +50,11 @@ pub struct Ctx<'a> {
     pub cache: &'a mut FileCache,
     pub root: &'a Root,
     pub cfg: &'a ServeConfig,
-    /// Current IMF-fixdate, refreshed once per second by the worker, and its second.
+    /// Current IMF-fixdate, refreshed once per second by the worker.
     pub date: &'a [u8],
-    pub date_secs: i64,
+    /// The status line, Server and Date of a `200` (the worker's, with the same date), sent
+    /// before a cached file's prebuilt head.
+    pub ok_200: &'a Rc<[u8]>,
     pub now_ms: u64,
     /// The worker is stopping: every response says `Connection: close`.
     pub draining: bool,
@@ -141,7 +145,7 @@ fn representation(
 ) -> Reply {
     // Preconditions: 412 or 304.
     let v = Validators {
-        etag: &f.etag,
+        etag: f.etag(),
         last_modified: f.mtime,
         last_modified_strong: f.lm_strong,
     };
@@ -152,7 +156,7 @@ fn representation(
     }
     // Range: 206 or 416; otherwise 200, the whole file.
     match range::decide(req, &v, f.size) {
-        RangeDecision::Full => full(f, fr, ctx.date, ctx.date_secs, out),
+        RangeDecision::Full => full(f, fr, ctx.date, ctx.ok_200, out),
         RangeDecision::Single(r) => range::write(f, r, fr, ctx.date, out),
         RangeDecision::Multi(rs) => multipart::write(f, &rs, fr, ctx.date, ctx.boundaries, out),
         RangeDecision::Unsatisfiable => {
@@ -161,32 +165,33 @@ fn representation(
     }
 }
 
-/// 200 with the whole file. On HTTP/1.1 keep-alive, a mapped file leaves as its prebuilt head and
-/// its mapping: two iovecs of one sendmsg, nothing formatted.
+/// 200 with the whole file. On HTTP/1.1 keep-alive, a mapped file leaves as the worker's status
+/// line, Server and Date, its prebuilt head and its mapping: three iovecs of one sendmsg,
+/// nothing formatted.
 fn full(
     f: &FileEntry,
     fr: Framing,
     date: &[u8],
-    date_secs: i64,
+    ok_200: &Rc<[u8]>,
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
-    if let (true, Version::Http11, Body::Mapped(m) | Body::Memory(m)) =
-        (fr.keep, fr.version, &f.body)
-    {
-        let head = m.response(date_secs, date);
-        let end = head.len();
+    let prebuilt = (fr.keep && fr.version == Version::Http11)
+        .then(|| f.head())
+        .flatten();
+    if let (Some(head), Body::Mapped(m) | Body::Memory(m)) = (prebuilt, &f.body) {
         out.push_back(Chunk::Shared {
-            buf: head,
+            buf: ok_200.clone(),
             pos: 0,
-            end,
+            end: ok_200.len(),
         });
+        out.push_back(head);
         let len = m.body_len();
         if !fr.head_only && len > 0 {
             out.push_back(m.body_chunk(0, len));
         }
     } else {
         let mut h = status_line(200, date);
-        entity_lines(&mut h, f.content_type, &f.lines(), f.size);
+        entity_lines(&mut h, f.content_type, f.lines(), f.size);
         fr.finish(&mut h);
         push_with_body(out, h, f, 0, f.size, fr.head_only);
     }
@@ -268,6 +273,13 @@ mod testing {
 
     pub const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
+    /// The worker's status line, Server and Date of a 200, on `DATE`.
+    pub fn ok_200() -> Rc<[u8]> {
+        let mut h = Vec::new();
+        status_line_into(&mut h, 200, DATE);
+        Rc::from(h)
+    }
+
     pub fn framing(keep: bool, version: Version, head_only: bool) -> Framing {
         Framing {
             keep,
@@ -322,7 +334,7 @@ mod tests {
         let mut out = VecDeque::new();
         let f = entry(b"/a.txt", b"hello", false);
         let fr = framing(false, Version::Http11, false);
-        let reply = full(&f, fr, DATE, 784111777, &mut out);
+        let reply = full(&f, fr, DATE, &ok_200(), &mut out);
         assert_eq!(
             wire(&out),
             "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
@@ -333,13 +345,15 @@ mod tests {
         assert_eq!(reply, fr.reply(200, 5));
         assert_eq!(reply.disposition, Disposition::Close);
 
-        // Mapped, HTTP/1.1 keep-alive: the prebuilt head, the same head, then the mapping.
+        // Mapped, HTTP/1.1 keep-alive: the shared status line, Server and Date, the prebuilt
+        // head, then the mapping; the same bytes.
         out.clear();
         let f = entry(b"/a.txt", b"hello", true);
         let fr = framing(true, Version::Http11, false);
-        let reply = full(&f, fr, DATE, 784111777, &mut out);
-        assert!(matches!(out[0], Chunk::Shared { .. }) && out.len() == 2);
-        assert!(matches!(out[1], Chunk::Mapped { .. }));
+        let reply = full(&f, fr, DATE, &ok_200(), &mut out);
+        assert!(matches!(out[0], Chunk::Shared { .. }) && out.len() == 3);
+        assert!(matches!(out[1], Chunk::Shared { .. }));
+        assert!(matches!(out[2], Chunk::Mapped { .. }));
         assert_eq!(
             wire(&out),
             "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
@@ -352,7 +366,7 @@ mod tests {
         // HEAD on HTTP/1.0 keep-alive: formatted, no body.
         out.clear();
         let fr = framing(true, Version::Http10, true);
-        let reply = full(&f, fr, DATE, 784111777, &mut out);
+        let reply = full(&f, fr, DATE, &ok_200(), &mut out);
         assert!(wire(&out).ends_with("Accept-Ranges: bytes\r\nConnection: keep-alive\r\n\r\n"));
         assert_eq!(reply, fr.reply(200, 0));
     }

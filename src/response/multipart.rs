@@ -76,7 +76,7 @@ fn write_with(
     h.extend_from_slice(b"\r\nContent-Length: ");
     push_u64(&mut h, total);
     h.extend_from_slice(b"\r\n");
-    h.extend_from_slice(&f.lines());
+    h.extend_from_slice(f.lines());
     fr.finish(&mut h);
     out.push_back(Chunk::Owned { buf: h, pos: 0 });
     if fr.head_only {

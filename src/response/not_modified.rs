@@ -25,7 +25,7 @@ pub(super) fn evaluate(req: &Request, v: &Validators) -> Precondition {
 /// 304: the status line and the entry's lines (its validators), no Content-Type or Length.
 pub(super) fn write(f: &FileEntry, fr: Framing, date: &[u8], out: &mut VecDeque<Chunk>) -> Reply {
     let mut h = status_line(304, date);
-    h.extend_from_slice(&f.lines());
+    h.extend_from_slice(f.lines());
     fr.finish(&mut h);
     out.push_back(Chunk::Owned { buf: h, pos: 0 });
     fr.reply(304, 0)

@@ -1,7 +1,8 @@
 //! What every response for one cache entry shares, made once, when the cache creates the entry
 //! (`FileCache::lookup` calls `prepare` on a miss only): the entry's header lines (Last-Modified,
 //! ETag, Accept-Ranges, Cache-Control) and, for a file kept in memory, the head of its complete
-//! `200` for HTTP/1.1 keep-alive, which `full` sends with the bytes as one slice.
+//! `200` for HTTP/1.1 keep-alive, which `full` sends with the bytes in one sendmsg, after the
+//! status line, Server and Date that every such `200` shares (the worker's `Clock::ok_200`).
 //!
 //! This is where a choice that depends on the entry alone belongs: a header configured for some
 //! paths (matched against `facts.path`), or the Content-Encoding and Vary of a coded
@@ -11,8 +12,7 @@
 use super::headers::resolve_into;
 use crate::config::ServeConfig;
 use crate::files::entry::{Coding, Facts, Prepared};
-use crate::http::date::HTTP_DATE_LEN;
-use crate::http::head::{entity_lines, file_lines, finish_head, header_line, status_line_into};
+use crate::http::head::{entity_lines, file_lines, finish_head, header_line};
 use crate::http::request::Version;
 
 /// The header lines and, if the bytes are resident, the prebuilt head of a new entry.
@@ -39,21 +39,20 @@ pub(crate) fn prepare(cfg: &ServeConfig, facts: &Facts) -> Prepared {
         &[facts.path, facts.name]
     };
     resolve_into(&cfg.header_rules, paths, &mut lines);
-    let (head, date_at) = if facts.resident {
-        // The head `full` writes for a 200 on HTTP/1.1 keep-alive, with the Date left blank.
-        let mut h = Vec::with_capacity(256 + lines.len());
-        let date_at = status_line_into(&mut h, 200, &[b' '; HTTP_DATE_LEN]);
+    let head = if facts.resident {
+        // The head `full` writes for a 200 on HTTP/1.1 keep-alive, after the shared status line,
+        // Server and Date.
+        let mut h = Vec::with_capacity(128 + lines.len());
         entity_lines(&mut h, facts.content_type, &lines, facts.size);
         finish_head(&mut h, true, Version::Http11);
-        (h, Some(date_at))
+        h
     } else {
-        (Vec::new(), None)
+        Vec::new()
     };
     Prepared {
-        lines: lines.into(),
+        lines,
         meta_at,
         head,
-        date_at,
     }
 }
 
@@ -99,10 +98,7 @@ mod tests {
             b"Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
               Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\n"
         );
-        assert!(
-            p.head.is_empty() && p.date_at.is_none(),
-            "no head for an fd"
-        );
+        assert!(p.head.is_empty(), "no head for an fd");
         // A version seen during its own last-modified second: no date that could name another.
         let weak = Facts {
             lm_strong: false,
@@ -151,17 +147,12 @@ mod tests {
     #[test]
     fn the_prebuilt_head() {
         let p = prepare(&cfg(Some("no-cache")), &facts(true));
-        let at = p.date_at.unwrap();
-        assert_eq!(&p.head[at - 6..at], b"Date: ");
+        // What follows the status line, Server and Date every 200 shares.
         assert_eq!(
             String::from_utf8(p.head).unwrap(),
-            format!(
-                "HTTP/1.1 200 OK\r\nServer: ringstatic\r\nDate: {}\r\n\
-                 Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\
-                 Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
-                 Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\nCache-Control: no-cache\r\n\r\n",
-                " ".repeat(HTTP_DATE_LEN)
-            )
+            "Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\
+             Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"1-5-0\"\r\n\
+             Accept-Ranges: bytes\r\nVary: Accept-Encoding\r\nCache-Control: no-cache\r\n\r\n"
         );
     }
 }

@@ -35,7 +35,7 @@ pub(super) fn write(
     out: &mut VecDeque<Chunk>,
 ) -> Reply {
     let mut h = status_line(206, date);
-    entity_lines(&mut h, f.content_type, &f.lines(), r.len());
+    entity_lines(&mut h, f.content_type, f.lines(), r.len());
     h.extend_from_slice(b"Content-Range: ");
     write_content_range(r, f.size, &mut h);
     h.extend_from_slice(b"\r\n");

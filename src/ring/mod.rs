@@ -70,8 +70,9 @@ pub fn build_with(entries: u32, disabled: bool) -> io::Result<IoUring> {
 }
 
 /// The operations a worker submits, and the flags it sets on them: all a restricted ring accepts.
-const WORKER_OPS: [u8; 10] = [
+const WORKER_OPS: [u8; 11] = [
     opcode::Accept::CODE,
+    opcode::AcceptMulti::CODE,
     opcode::RecvMulti::CODE,
     opcode::Recv::CODE,
     opcode::Send::CODE,

@@ -24,6 +24,15 @@ pub fn accept(listener: RawFd, key: Key) -> Entry {
     .user_data(key.encode())
 }
 
+/// A multishot accept: one completion per connection until it is cancelled or fails. Points at
+/// nothing.
+pub fn accept_multi(listener: RawFd, key: Key) -> Entry {
+    opcode::AcceptMulti::new(types::Fd(listener))
+        .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        .build()
+        .user_data(key.encode())
+}
+
 /// Multishot recv into buffers of provided-buffer group `group`; a buffer is taken only when
 /// bytes arrive. Points at nothing of ours (the buffer ring is registered with the kernel).
 pub fn recv_multi(fd: RawFd, group: u16, key: Key) -> Entry {

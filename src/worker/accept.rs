@@ -1,8 +1,10 @@
-//! Listeners: one single-shot accept in flight per listening socket, and only while the
-//! connections held plus the accepts in flight stay under `--max-connections`, so the limit is
+//! Listeners: one accept in flight per listening socket, and only while the connections held
+//! plus what the accepts in flight may still take stay under `--max-connections`, so the limit is
 //! exact: at the limit nothing is accepted until a connection closes, and new clients wait in the
-//! kernel's listen backlog. (A multishot accept cannot be held to a limit: one wakeup accepts
-//! every connection waiting in the backlog before its completions, or a cancel, are seen.)
+//! kernel's listen backlog. A multishot accept (no submission per connection: 15% of the CPU of
+//! a `Connection: close` request) is armed while a whole backlog still fits under the limit,
+//! since one wakeup may accept every connection waiting there before its completions, or a
+//! cancel, are seen; nearer the limit, accepts are single-shot.
 //! Accepting also pauses after running out of descriptors; listeners close when a drain begins.
 
 use std::os::fd::RawFd;
@@ -17,6 +19,17 @@ use crate::ring::key::{Key, Op};
 use crate::ring::op;
 use crate::tls::stream::TlsStream;
 
+/// Most connections one wakeup of a multishot accept can take from `listeners` listening
+/// sockets: their backlogs (the master asks for 65535; the kernel caps it at
+/// net.core.somaxconn, 4096 by default since Linux 5.4). Read at start, before the sandbox.
+pub(super) fn accept_room(listeners: usize) -> usize {
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(65535);
+    somaxconn.min(65535) * listeners
+}
+
 /// Most connections a draining worker takes from a listener's backlog before letting it go.
 const BACKLOG_SWEEP: usize = 64;
 
@@ -27,6 +40,8 @@ pub struct Listener {
     fd: RawFd,
     /// An accept is in flight on it.
     pub armed: bool,
+    /// The accept in flight is a multishot one (see `Worker::multishot_ok`).
+    multishot: bool,
     closed: bool,
     /// TCP_DEFER_ACCEPT is on: a connection is accepted only once its first bytes are here.
     defers: bool,
@@ -49,6 +64,7 @@ impl Listener {
         Listener {
             fd,
             armed: false,
+            multishot: false,
             closed: false,
             defers: defers_accept(fd),
             kind,
@@ -71,13 +87,29 @@ impl Worker {
             && self.clock.now_ms >= self.accept_resume_ms
     }
 
+    /// Whether a multishot accept may be armed: one wakeup can accept the whole backlog (up to
+    /// `ACCEPT_BACKLOG_BOUND` connections per listener) before its completions are seen, so only
+    /// while that many more still fit under the limit. Far from the limit (the usual case) a
+    /// connection then costs no accept submission of its own; near it, accepts are single-shot
+    /// and the limit stays exact.
+    fn multishot_ok(&self) -> bool {
+        self.conns.live() + self.accept_room < self.cfg.max_connections as usize
+    }
+
     pub(super) fn arm_accept(&mut self, i: usize) {
+        let multishot = self.multishot_ok();
         let l = &mut self.listeners[i];
         if l.armed || l.closed {
             return;
         }
         l.armed = true;
-        let sqe = op::accept(l.fd, Key::new(Op::Accept, i as u32, 0));
+        l.multishot = multishot;
+        let key = Key::new(Op::Accept, i as u32, 0);
+        let sqe = if multishot {
+            op::accept_multi(l.fd, key)
+        } else {
+            op::accept(l.fd, key)
+        };
         // SAFETY: an accept points at no memory; the listener's fd stays open while it is armed
         // (`close_listener` waits for its end).
         unsafe { self.ring.push(sqe) };
@@ -113,6 +145,12 @@ impl Worker {
             self.site.counters.0[CONN_ACCEPTED] += 1;
             if !kind.proxy || self.proxy_peer_allowed(res) {
                 self.add_conn(res, data_waiting, kind);
+            }
+            // Close to the limit: the multishot accept gives way to single-shot ones.
+            let l = &self.listeners[i];
+            if l.armed && l.multishot && !self.multishot_ok() {
+                self.listeners[i].multishot = false;
+                self.cancel(Key::new(Op::Accept, i as u32, 0));
             }
         } else {
             match -res {

@@ -86,6 +86,8 @@ pub struct Worker {
     drain_deadline_ms: u64,
     exit_now: bool,
     accept_resume_ms: u64,
+    /// How many connections a multishot accept may take past the moment it is seen (`accept`).
+    accept_room: usize,
     /// Connections whose recv ended and should be re-armed once this round of completions has
     /// returned its buffers.
     rearm: Vec<Key>,
@@ -155,6 +157,7 @@ pub fn run(cli: &Cli) -> i32 {
         .iter()
         .map(|&(fd, kind)| Listener::new(fd, kind))
         .collect();
+    let accept_room = accept::accept_room(listeners.len());
     // Certificates and keys are read now, before the worker drops its privileges (a key file is
     // usually readable by root only).
     let tls_config = if listeners.iter().any(|l| l.kind.tls) {
@@ -215,6 +218,7 @@ pub fn run(cli: &Cli) -> i32 {
         drain_deadline_ms: 0,
         exit_now: false,
         accept_resume_ms: 0,
+        accept_room,
         rearm: Vec::new(),
         cqes: Vec::with_capacity(1024),
         scratch: vec![0u8; BUF_SIZE].into_boxed_slice(),

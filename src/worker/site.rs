@@ -146,7 +146,7 @@ impl Site {
                 root: &self.root,
                 cfg,
                 date: &clock.date,
-                date_secs: clock.date_secs,
+                ok_200: clock.ok_200(),
                 now_ms: clock.now_ms,
                 draining,
                 boundaries: &mut self.boundaries,

@@ -62,14 +62,19 @@ pub enum Lookup {
     Status(u16),
 }
 
+/// One entry. A path is held once: the node's key is the map's key too, and the entry's name and
+/// `file` are the same allocation whenever the file that answers has the request's path (most
+/// do), so an entry costs one small allocation for its path, not four copies of it.
 struct Node {
-    key: Box<[u8]>,
-    /// The file (or listed directory) beneath the root that answered, stat'ed to revalidate.
-    file: Box<[u8]>,
+    key: Rc<[u8]>,
+    /// The file (or listed directory) beneath the root that answered, as a path from the root
+    /// (`/dir/index.html`), stat'ed to revalidate (see `rel`).
+    file: Rc<[u8]>,
     coding: Coding,
     value: Lookup,
     /// A coded variant's sources (`variant::find`): revalidated by them, not by its own stat.
-    deps: Option<Deps>,
+    /// Boxed: two file versions, which only variant entries have, would double every node.
+    deps: Option<Box<Deps>>,
     /// When the value was last known to match the file system; trusted for `valid_ms` after.
     checked_at_ms: u64,
     /// When the entry was last looked up (expires `inactive_ms` after).
@@ -80,7 +85,13 @@ struct Node {
 
 const NIL: u32 = u32::MAX;
 
-type Map = HashMap<Box<[u8]>, u32, BuildHasherDefault<FxHasher>>;
+type Map = HashMap<Rc<[u8]>, u32, BuildHasherDefault<FxHasher>>;
+
+/// A path from the root as `Node::file` holds it (`/dir/x`), as the file system is asked for it
+/// beneath the root's fd (`dir/x`).
+fn rel(file: &[u8]) -> &[u8] {
+    file.strip_prefix(b"/").unwrap_or(file)
+}
 
 pub struct FileCache {
     /// One map per coding, each by path: a lookup hashes the path once and builds no key. (Content
@@ -108,6 +119,8 @@ pub struct FileCache {
     max_mapped: usize,
     /// Where the tick's revalidation walk resumes (an index into `nodes`).
     sweep_at: usize,
+    /// The path a free node holds (one allocation shared by all of them).
+    no_path: Rc<[u8]>,
     /// Counted for the metrics (plain fields: the worker publishes them on its tick).
     pub stats: CacheStats,
 }
@@ -164,6 +177,7 @@ impl FileCache {
             mapped: 0,
             max_mapped: max_map_count() / 2,
             sweep_at: 0,
+            no_path: Rc::from(&b""[..]),
             stats: CacheStats::default(),
         }
     }
@@ -201,7 +215,7 @@ impl FileCache {
             // and so is an entry made during its file's last-modified second, so that it gets
             // the Last-Modified it could not have then (see `FileEntry::lm_strong`).
             if let Lookup::File(f) = &node.value {
-                if let Ok(st) = root.stat(&node.file) {
+                if let Ok(st) = root.stat(rel(&node.file)) {
                     if Version::of(&st) == f.version
                         && f.lm_strong
                         && !self.preferred_exists(root, key, idx)
@@ -243,9 +257,9 @@ impl FileCache {
         if let Some(&idx) = self.maps[key.coding.index()].get(key.path) {
             let node = &self.nodes[idx as usize];
             let fresh = now_ms.saturating_sub(node.checked_at_ms) < self.valid_ms
-                || node
-                    .deps
-                    .is_some_and(|d| variant::unchanged(root, &node.file, key.coding, sources, &d));
+                || node.deps.as_ref().is_some_and(|d| {
+                    variant::unchanged(root, rel(&node.file), key.coding, sources, d)
+                });
             if fresh {
                 let v = node.value.clone();
                 if now_ms.saturating_sub(node.checked_at_ms) >= self.valid_ms {
@@ -286,12 +300,8 @@ impl FileCache {
             Found::Transient => return Lookup::Status(503),
         };
         // Revalidated through the original's file (`variant::unchanged`).
-        let file = origin
-            .name
-            .strip_prefix(b"/")
-            .unwrap_or(&origin.name)
-            .into();
-        self.insert(key, file, value.clone(), Some(deps), now_ms);
+        let file = origin.name.clone();
+        self.insert(key, file, value.clone(), Some(Box::new(deps)), now_ms);
         value
     }
 
@@ -315,8 +325,8 @@ impl FileCache {
         root: &Root,
         key: Key,
         prepare: impl FnOnce(&Facts) -> Prepared,
-    ) -> (Lookup, Box<[u8]>) {
-        let rel = key.path.strip_prefix(b"/").unwrap_or(key.path);
+    ) -> (Lookup, Rc<[u8]>) {
+        let rel = rel(key.path);
         let mut found = None;
         for name in self.candidates(key) {
             match self.open(root, &name) {
@@ -327,7 +337,7 @@ impl FileCache {
                     break;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-                Err(e) => return (Lookup::Status(status_for_errno(&e)), name.into()),
+                Err(e) => return (Lookup::Status(status_for_errno(&e)), served(key, &name)),
             }
         }
         let Some(((fd, st), name)) = found else {
@@ -335,9 +345,11 @@ impl FileCache {
         };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => {}
-            libc::S_IFDIR if !key.path.ends_with(b"/") => return (Lookup::Directory, name.into()),
+            libc::S_IFDIR if !key.path.ends_with(b"/") => {
+                return (Lookup::Directory, served(key, &name))
+            }
             // A FIFO, a device, a socket: nothing to serve.
-            _ => return (Lookup::Status(404), name.into()),
+            _ => return (Lookup::Status(404), served(key, &name)),
         }
         // Small files are mapped only while the budgets have room (the heads' private bytes, and
         // the number of mappings): once either is full, further files are sent from the page
@@ -347,28 +359,28 @@ impl FileCache {
         let map_it = size <= self.inline_max
             && self.mapped < self.max_mapped
             && self.bytes + PREBUILT_HEAD_MAX <= self.max_bytes;
-        let served = [&b"/"[..], &name].concat();
+        let served = served(key, &name);
         let value = match FileEntry::load(
             fd,
             st,
             key.path,
             key.coding,
             map_it,
-            Of::File(&served),
+            Of::File(served.clone()),
             prepare,
         ) {
             Ok(f) => Lookup::File(Rc::new(f)),
             Err(e) => Lookup::Status(status_for_errno(&e)),
         };
-        (value, name.into())
+        (value, served)
     }
 
     fn insert(
         &mut self,
         key: Key,
-        file: Box<[u8]>,
+        file: Rc<[u8]>,
         value: Lookup,
-        deps: Option<Deps>,
+        deps: Option<Box<Deps>>,
         now_ms: u64,
     ) {
         let bytes = entry_bytes(&value);
@@ -383,8 +395,14 @@ impl FileCache {
             self.remove(self.tail);
             self.stats.evictions += 1;
         }
+        // The path is held once: the file's when it is the request's (most are), else a copy.
+        let path = if *file == *key.path {
+            file.clone()
+        } else {
+            Rc::from(key.path)
+        };
         let node = Node {
-            key: key.path.into(),
+            key: path.clone(),
             file,
             coding: key.coding,
             value,
@@ -407,19 +425,21 @@ impl FileCache {
         self.bytes += bytes;
         self.mapped += maps as usize;
         self.stats.open_fds += holds_fd(&self.nodes[idx as usize].value) as u64;
-        self.maps[key.coding.index()].insert(key.path.into(), idx);
+        self.maps[key.coding.index()].insert(path, idx);
         self.link_front(idx);
     }
 
     fn remove(&mut self, idx: u32) {
         self.unlink(idx);
         let node = &mut self.nodes[idx as usize];
-        let key = std::mem::take(&mut node.key);
+        let key = std::mem::replace(&mut node.key, self.no_path.clone());
+        node.file = self.no_path.clone();
+        node.deps = None;
         let value = std::mem::replace(&mut node.value, Lookup::Status(404));
         self.bytes -= entry_bytes(&value);
         self.mapped -= is_mapped(&value) as usize;
         self.stats.open_fds -= holds_fd(&value) as u64;
-        self.maps[node.coding.index()].remove(&key);
+        self.maps[node.coding.index()].remove(&key[..]);
         self.free.push(idx);
         // `value` drops here: the fd closes unless a transfer still holds it.
     }
@@ -539,17 +559,24 @@ impl FileCache {
     }
 }
 
+/// The file `name` (a path beneath the root, `dir/x`) as a path from the root (`/dir/x`): the
+/// request's own path when it is that file (no copy), else a new one.
+fn served(key: Key, name: &[u8]) -> Rc<[u8]> {
+    if rel(key.path) == name && key.path.starts_with(b"/") {
+        Rc::from(key.path)
+    } else {
+        Rc::from([&b"/"[..], name].concat())
+    }
+}
+
 fn holds_fd(v: &Lookup) -> bool {
     matches!(v, Lookup::File(f) if matches!(f.body, Body::Fd(_)))
 }
 
-/// The private bytes an entry holds (a mapped file's head; the mapped bytes are the page cache's).
+/// The private bytes an entry holds (a mapped file's text; the mapped bytes are the page cache's).
 fn entry_bytes(v: &Lookup) -> u64 {
     match v {
-        Lookup::File(f) => match &f.body {
-            Body::Mapped(b) | Body::Memory(b) => b.len() as u64,
-            Body::Fd(_) => 0,
-        },
+        Lookup::File(f) => f.private_bytes() as u64,
         _ => 0,
     }
 }
@@ -648,16 +675,16 @@ mod tests {
                     panic!("small files are mapped")
                 };
                 assert_eq!(m.bytes_for_tests(), b"aaa");
-                // The header lines are read from the head, not held twice.
-                assert!(matches!(f.lines(), crate::files::entry::Lines::InHead(..)));
+                // The header lines and the ETag are read from the head, not held twice.
+                let Some(head) = f.head().and_then(|h| h.remaining_bytes()) else {
+                    panic!("a mapped file has a prebuilt head")
+                };
+                assert_eq!(f.text_len(), head.len());
                 assert!(f.lines().windows(6).any(|w| w == b"ETag: "));
-                let resp = m.response(784111777, b"Sun, 06 Nov 1994 08:49:37 GMT");
-                let text = String::from_utf8_lossy(&resp).into_owned();
-                assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-                assert!(
-                    text.contains("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
-                    "{text}"
-                );
+                assert!(f.lines().ends_with(b"Vary: Accept-Encoding\r\n"));
+                assert!(f.etag().starts_with(b"\"") && f.etag().ends_with(b"-3\""));
+                let text = String::from_utf8_lossy(&head).into_owned();
+                assert!(text.starts_with("Content-Type: text/plain"), "{text}");
                 assert!(text.contains("\r\nContent-Length: 3\r\n"), "{text}");
                 assert!(text.ends_with("\r\n\r\n"), "{text}");
             }
@@ -700,6 +727,55 @@ mod tests {
     }
 
     #[test]
+    fn a_path_is_held_once() {
+        let d = tmpdir("once");
+        std::fs::create_dir(d.join("dir")).unwrap();
+        std::fs::write(d.join("dir/index.html"), b"index").unwrap();
+        std::fs::write(d.join("a.js"), "let a = 1;\n".repeat(200)).unwrap();
+        let root = Root::open(&d).unwrap();
+        let mut c = FileCache::new(10, 1 << 20, 64 << 10, 1000, 60_000);
+        let node = |c: &FileCache, coding: Coding, path: &[u8]| {
+            let (k, &idx) = c.maps[coding.index()].get_key_value(path).unwrap();
+            let n = &c.nodes[idx as usize];
+            assert!(Rc::ptr_eq(k, &n.key), "the map's key is the node's");
+            (n.key.clone(), n.file.clone())
+        };
+        // The file has the request's path: key, file and name are one allocation.
+        let Lookup::File(a) = lookup(&mut c, &root, b"/a.js", 0) else {
+            panic!()
+        };
+        let (key, file) = node(&c, Coding::Identity, b"/a.js");
+        assert!(Rc::ptr_eq(&key, &a.name) && Rc::ptr_eq(&file, &a.name));
+        // A variant shares its original's name, and the path.
+        let both = Sources {
+            sibling: true,
+            compress: true,
+        };
+        let Lookup::File(br) = variant(&mut c, &root, b"/a.js", Coding::Br, both, 0) else {
+            panic!()
+        };
+        let (key, file) = node(&c, Coding::Br, b"/a.js");
+        assert!(Rc::ptr_eq(&br.name, &a.name) && Rc::ptr_eq(&key, &a.name));
+        assert!(Rc::ptr_eq(&file, &a.name));
+        // An index file answers its directory's path: two paths, each held once.
+        let Lookup::File(i) = lookup(&mut c, &root, b"/dir/", 0) else {
+            panic!()
+        };
+        assert_eq!(&i.name[..], b"/dir/index.html");
+        let (key, file) = node(&c, Coding::Identity, b"/dir/");
+        assert_eq!(&key[..], b"/dir/");
+        assert!(Rc::ptr_eq(&file, &i.name));
+        // A miss holds its path once too.
+        assert!(matches!(
+            lookup(&mut c, &root, b"/nope", 0),
+            Lookup::Status(404)
+        ));
+        let (key, file) = node(&c, Coding::Identity, b"/nope");
+        assert!(Rc::ptr_eq(&key, &file));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn open_fds_count_the_files_sent_from_their_descriptor() {
         let d = tmpdir("fds");
         std::fs::write(d.join("big"), vec![7u8; 100]).unwrap();
@@ -736,7 +812,7 @@ mod tests {
             panic!()
         };
         assert_eq!(b.size, 5);
-        assert_ne!(a.etag, b.etag);
+        assert_ne!(a.etag(), b.etag());
         let _ = std::fs::remove_dir_all(&d);
     }
 
@@ -782,8 +858,11 @@ mod tests {
         assert!(matches!(b.body, Body::Fd(_)));
         assert_eq!((c.mapped(), c.len()), (1, 2));
         // The head budget too: with no room for another head, c is streamed.
-        let Body::Mapped(m) = &a.body else { panic!() };
-        assert_eq!(c.memory_bytes(), m.len() as u64, "only the head is private");
+        assert_eq!(
+            c.memory_bytes(),
+            a.text_len() as u64,
+            "only the head is private"
+        );
         c.set_max_mapped(10);
         c.max_bytes = c.memory_bytes() + 100;
         let Lookup::File(cc) = lookup(&mut c, &root, b"/c", 0) else {
@@ -882,7 +961,7 @@ mod tests {
         };
         assert_eq!(gz.size, 13);
         assert_eq!(gz.mtime, 1_000_000);
-        assert!(gz.etag.ends_with(b"-gzip\""), "{:?}", gz.etag);
+        assert!(gz.etag().ends_with(b"-gzip\""), "{:?}", gz.etag());
         assert!(gz.content_type.starts_with("text/javascript"));
         assert!(gz
             .lines()
@@ -912,7 +991,7 @@ mod tests {
             panic!()
         };
         assert_ne!(g.size, 13, "a stale sibling is never used");
-        assert!(g.etag.ends_with(b"-gzip\""));
+        assert!(g.etag().ends_with(b"-gzip\""));
         // Unchanged sources keep the entry (the same Rc) past the validity.
         let Lookup::File(g2) = variant(&mut c, &root, b"/a.js", Coding::Gzip, both, 400) else {
             panic!()

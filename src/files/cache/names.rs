@@ -52,10 +52,10 @@ impl FileCache {
     /// rather than `x.html`) exists now: then the entry is looked up anew. Asked only when an
     /// entry is revalidated, and then only of an entry that was not answered by its first choice.
     pub(super) fn preferred_exists(&self, root: &Root, key: Key, idx: u32) -> bool {
-        let file = &self.nodes[idx as usize].file;
+        let file = rel(&self.nodes[idx as usize].file);
         self.candidates(key)
             .iter()
-            .take_while(|c| c.as_slice() != &file[..])
+            .take_while(|c| c.as_slice() != file)
             .any(|c| {
                 root.stat(c)
                     .is_ok_and(|st| is_reg(&st) || !key.path.ends_with(b"/"))
@@ -70,22 +70,24 @@ impl FileCache {
         key: Key,
         rel: &[u8],
         prepare: impl FnOnce(&Facts) -> Prepared,
-    ) -> (Lookup, Box<[u8]>) {
+    ) -> (Lookup, Rc<[u8]>) {
         let dir: &[u8] = if rel.is_empty() { b"." } else { rel };
+        // The directory as a path from the root, as `Node::file` holds it.
+        let file = || Rc::from([&b"/"[..], dir].concat());
         if !self.names.autoindex || !key.path.ends_with(b"/") || key.coding != Coding::Identity {
-            return (Lookup::Status(404), dir.into());
+            return (Lookup::Status(404), file());
         }
         let (fd, st) = match self.open(root, dir) {
             Ok((fd, st)) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => (fd, st),
-            Ok(_) => return (Lookup::Status(404), dir.into()),
-            Err(e) => return (Lookup::Status(status_for_errno(&e)), dir.into()),
+            Ok(_) => return (Lookup::Status(404), file()),
+            Err(e) => return (Lookup::Status(status_for_errno(&e)), file()),
         };
         match listing::render(root, &fd, rel, key.path, self.names.show_hidden) {
             Ok(html) => {
                 let f = FileEntry::generated(html, &st, key.path, LISTING_TYPE, prepare);
-                (Lookup::File(Rc::new(f)), dir.into())
+                (Lookup::File(Rc::new(f)), file())
             }
-            Err(e) => (Lookup::Status(status_for_errno(&e)), dir.into()),
+            Err(e) => (Lookup::Status(status_for_errno(&e)), file()),
         }
     }
 }
