@@ -45,6 +45,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # importing the module beside this file leaves no __pycache__ in bench/
+import tlsbench  # noqa: E402  (bench/tlsbench.py: --tls)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -76,8 +79,19 @@ SCENARIOS = {
              "ringstatic-fly (--precompressed off) compresses it once per worker into its cache, nginx sends "
              "site.js.gz (gzip_static on), nginx-gzip compresses every response (gzip on, level 6)"),
 }
+SCENARIOS["1k-close-full"] = (
+    "/index.html", 64, ["Connection: close"],
+    "1 KiB HTML page, a new connection per request (Connection: close), 64 at a time, each with a full TLS "
+    "handshake: wrk runs with bench/wrk-no-resume.c preloaded, which drops the session it would offer "
+    "(--tls only)")
 SITE_ASSET = 100 * 1024
 QUICK_SCENARIOS = ["1k", "16k", "1m", "1k-close"]
+# --tls: the scenarios run over HTTPS by default (with --quick too). wrk resumes the previous
+# connection's session on its own, so `1k-close` over TLS measures resumed handshakes and
+# `1k-close-full` full ones.
+TLS_SCENARIOS = ["1k", "16k", "1m", "1k-close", "1k-close-full"]
+TLS_ONLY = {"1k-close-full"}
+NO_RESUME = {"1k-close-full"}  # wrk with wrk-no-resume.so preloaded
 # An idle server (one not being measured) using more than this share of a CPU spoils the round.
 IDLE_CPU_MAX = 0.02
 SCALING_SCENARIOS = ["1k", "16k"]
@@ -573,6 +587,8 @@ class Nginx(Server):
         self.label = label
         self.binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.scenario = None
+        self.probe = False  # the TLS probe (probe_wrk_tls): log what each connection negotiated
+        self.tls_log = None  # ... into this file
 
     def coding_lines(self):
         """What the `site` scenario turns on: the precompressed .gz sibling."""
@@ -585,6 +601,14 @@ class Nginx(Server):
         masks = " ".join("1" + "0" * c for c in cpus[:workers])
         types = "\n".join(f"        {t} {ext};" for ext, t in MIME.items())
         user = "user root;\n" if os.geteuid() == 0 else ""
+        tls = self.ctx.tls
+        ssl = " ssl" if tls else ""
+        tls_lines = tls.nginx_lines(self.ctx.kernel_tls) if tls else ""
+        access = "    access_log off;\n"
+        if self.probe:
+            self.tls_log = wd / "tls.log"
+            access = (f"    log_format tls '{tlsbench.PROBE_LOG_FORMAT}';\n"
+                      f"    access_log {self.tls_log} tls;\n")
         conf = f"""# written by ringstatic bench/bench.py
 {user}worker_processes {workers};
 worker_cpu_affinity {masks};
@@ -599,8 +623,7 @@ events {{
 }}
 
 http {{
-    access_log off;
-    sendfile on;
+{access}    sendfile on;
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_timeout 75s;
@@ -610,7 +633,7 @@ http {{
     open_file_cache_min_uses 1;
     open_file_cache_errors on;
     server_tokens off;
-{self.coding_lines()}    client_body_temp_path {wd}/client_body;
+{self.coding_lines()}{tls_lines}    client_body_temp_path {wd}/client_body;
     types {{
 {types}
     }}
@@ -618,7 +641,7 @@ http {{
 
     server {{
         # deferred: TCP_DEFER_ACCEPT, which ringstatic (and h2o) set by default.
-        listen 127.0.0.1:{port} reuseport deferred backlog=65535;
+        listen 127.0.0.1:{port}{ssl} reuseport deferred backlog=65535;
         root {self.ctx.corpus.root};
     }}
 }}
@@ -679,27 +702,34 @@ class Ringstatic(Server):
     def prepare(self, wd, port, cpus, workers):
         if self.template:
             self.dynamic = "{port}" not in " ".join(self.template)
+            tls = self.ctx.tls
             fill = {"port": port if not self.dynamic else 0, "workers": workers,
-                    "root": str(self.ctx.corpus.root), "cache_valid": CACHE_VALID_S}
+                    "root": str(self.ctx.corpus.root), "cache_valid": CACHE_VALID_S,
+                    "tls_cert": str(tls.cert) if tls else "", "tls_key": str(tls.key) if tls else ""}
             return [a.format(**fill) for a in self.template]
         self.dynamic = True
         extra = [a.replace("{run}", str(wd)) for a in self.extra]
-        return [self.binary, "--listen", "127.0.0.1:0", "--workers", str(workers),
-                "--cache-valid", str(CACHE_VALID_S), "--cache-entries", str(OPEN_FILES_MAX)] + extra + \
-            [str(self.ctx.corpus.root)]
+        tls = self.ctx.tls
+        listen = ["--listen", "127.0.0.1:0,tls", "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)] if tls \
+            else ["--listen", "127.0.0.1:0"]
+        return [self.binary] + listen + ["--workers", str(workers), "--cache-valid", str(CACHE_VALID_S),
+                                         "--cache-entries", str(OPEN_FILES_MAX)] + extra + [str(self.ctx.corpus.root)]
 
     def ready_port(self, wd, port, deadline):
         if not self.dynamic:
             return port
-        # port 0: the server says where it listens ("listening on http://127.0.0.1:PORT")
-        pat = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+        # port 0: the server says where it listens ("listening on http://127.0.0.1:PORT", or
+        # https:// for a TLS listener)
+        scheme = "https" if self.ctx.tls else "http"
+        pat = re.compile(r"listening on " + scheme + r"://127\.0\.0\.1:(\d+)")
         while True:
             m = pat.search(self.log.read_text(errors="replace"))
             if m:
                 return int(m.group(1))
             self._alive_or_fail()
             if time.monotonic() > deadline:
-                raise ServerError(f"{self.label} printed no 'listening on http://127.0.0.1:PORT' line within 15 s: {self.log_tail()}")
+                raise ServerError(f"{self.label} printed no 'listening on {scheme}://127.0.0.1:PORT' line within 15 s: "
+                                  f"{self.log_tail()}")
             time.sleep(0.05)
 
 
@@ -828,12 +858,16 @@ def decode_body(coding, body):
     return None
 
 
-def check_file(port, urlpath, expected, close=False, headers=()):
+def check_file(port, urlpath, expected, close=False, headers=(), tls=None):
     """GET urlpath (with the scenario's extra `headers`); None if status 200, Content-Length and
     body match, else the reason. A body in a content coding must decode to the file's bytes (and
-    its Content-Length is the coded length; a chunked one, nginx's gzip, has none)."""
+    its Content-Length is the coded length; a chunked one, nginx's gzip, has none). With `tls` (an
+    ssl.SSLContext trusting the run's CA) over HTTPS, the server's chain verified."""
     size, sha = expected
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    if tls:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=tls)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         hdrs = dict(h.split(": ", 1) for h in headers)
         if close:
@@ -880,7 +914,8 @@ def check_server(ctx, server, scenario):
     close = any(h.lower().startswith("connection: close") for h in headers)
     paths = [path] if path else ctx.corpus.many_paths[:64]
     for p in paths:
-        why = check_file(server.port, p, ctx.corpus.expected(p), close=close, headers=headers)
+        why = check_file(server.port, p, ctx.corpus.expected(p), close=close, headers=headers,
+                         tls=ctx.tls.client if ctx.tls else None)
         if why:
             return why
     return None
@@ -912,17 +947,21 @@ def parse_wrk(out):
     return r
 
 
-def run_wrk(ctx, server, scenario, duration, threads):
-    path, conns, headers, _ = SCENARIOS[scenario]
+def run_wrk(ctx, server, scenario, duration, threads, conns=None):
+    path, scenario_conns, headers, _ = SCENARIOS[scenario]
+    conns = conns or scenario_conns
     threads = max(1, min(threads, conns))
     argv = ["taskset", "-c", cpus_str(ctx.client_cpus), "wrk", "-t", str(threads), "-c", str(conns),
             "-d", f"{duration}s", "--timeout", f"{ctx.args.wrk_timeout}s", "--latency"]
+    if scenario in NO_RESUME:
+        # a full TLS handshake per connection: wrk alone would resume its previous session
+        argv[3:3] = ["env", f"LD_PRELOAD={ctx.tls.no_resume_so}"]
     for h in headers:
         argv += ["-H", h]
     if path is None:
         argv += ["-s", str(ctx.lua)]
         path = "/"
-    argv.append(f"http://127.0.0.1:{server.port}{path}")
+    argv.append(f"{'https' if ctx.tls else 'http'}://127.0.0.1:{server.port}{path}")
     p = spawn(argv, "wrk", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         out, _ = p.communicate(timeout=duration + ctx.args.wrk_timeout + 30)
@@ -987,6 +1026,51 @@ def measure(ctx, server, scenario, duration, threads):
     return r
 
 
+def tls_facts(ctx, server):
+    """What `server` negotiates with wrk's library and defaults (TLS 1.3 and 1.2), whether it
+    resumes from a ticket, and what ringstatic says about kernel TLS; once per server and run."""
+    facts = {"tls1.3": tlsbench.negotiated(server.port),
+             "tls1.2": tlsbench.negotiated(server.port, tls12=True),
+             "resumes": tlsbench.resumes(ctx.tls.client, server.port)}
+    k = re.search(r"^.*kernel TLS:.*$", server.log.read_text(errors="replace"), re.M)
+    if k:
+        facts["kernel TLS"] = k.group(0).strip()
+    log(f"{server.label}: negotiates {facts['tls1.3']}; with -tls1_2: {facts['tls1.2']}; resumes from a ticket: "
+        f"{facts['resumes']}" + (f"; {facts['kernel TLS']}" if k else ""))
+    return facts
+
+
+def probe_wrk_tls(ctx, cpus, workers):
+    """Counts, on a probe nginx that logs `$ssl_session_reused`, how many of wrk's connections resume
+    in each `Connection: close` scenario of the run (1 s each, 8 connections): plain wrk offers the
+    previous session on every new connection; with wrk-no-resume.so none should. Also what wrk
+    negotiates. -> {scenario: (connections, resumed, 'TLSv1.3 TLS_AES_256_GCM_SHA384 X25519')}"""
+    probe = Nginx(ctx, label="nginx-tls-probe")
+    probe.probe = True
+    probe.cpus = cpus
+    out = {}
+    probe.start(cpus, workers)
+    try:
+        done = 0
+        for sc in ctx.args.scenarios:
+            if not any(h.lower() == "connection: close" for h in SCENARIOS[sc][2]):
+                continue
+            try:
+                run_wrk(ctx, probe, sc, 1, 1, conns=8)
+            except ServerError as e:
+                ctx.warn(f"TLS probe of wrk ({sc}): {e}")
+                continue
+            time.sleep(0.2)
+            lines = probe.tls_log.read_text(errors="replace").splitlines()
+            out[sc] = tlsbench.probe_counts(lines[done:])
+            done = len(lines)
+            n, reused, suite = out[sc]
+            log(f"wrk in {sc} (probe, 1 s): {reused:,} of {n:,} connections resumed; negotiated {suite}")
+    finally:
+        probe.stop()
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # the runs
 
@@ -1023,6 +1107,8 @@ def run_block(ctx, mode, scenarios, servers, cpus, workers, rounds, duration, wa
                 why = check_server(ctx, s, sc)
                 if why:
                     failed[s.label] = f"check failed: {why}"
+                elif ctx.tls and s.label not in ctx.tls_facts:
+                    ctx.tls_facts[s.label] = tls_facts(ctx, s)
             live = [s for s in started if s.label not in failed]
             for label, why in failed.items():
                 ctx.warn(f"[{sc}, {workers} worker(s)] {label} {why}; not measured")
@@ -1117,6 +1203,11 @@ def summarize(ctx, mode):
         row["cpu_ratio_vs_nginx"] = med(cpu_ratios)
         row["rps_ratio_vs_nginx"] = med(rps_ratios)
         row["cpu_ratios"] = cpu_ratios
+        if ctx.tls and closes(sc):
+            # one handshake per request: handshakes per server CPU-second, and the ratio to nginx's
+            # (above 1: more handshakes for the same CPU), pair by pair within each round
+            row["hs_per_cpu_s"] = med([r["requests"] / r["cpu_s"] for r in rs if r["cpu_s"]])
+            row["hs_ratio_vs_nginx"] = med([1 / x for x in cpu_ratios if x])
         rows.append(row)
     return rows
 
@@ -1195,6 +1286,80 @@ def table(rows, scaling=False):
                      fmt_errors(r)]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def closes(scenario):
+    """Whether the scenario opens a connection per request (Connection: close)."""
+    return any(h.lower() == "connection: close" for h in SCENARIOS[scenario][2])
+
+
+def scenario_meaning(ctx, scenario):
+    return ("over HTTPS: " if ctx.tls else "") + SCENARIOS[scenario][3]
+
+
+def tls_header(ctx):
+    """The header's lines on the TLS setup, known before the runs."""
+    kernel = ("the kernel offers TLS (`tls` in /proc/sys/net/ipv4/tcp_available_ulp): nginx gets "
+              "`ssl_conf_command Options KTLS`" if ctx.kernel_tls else
+              "this kernel offers no kernel TLS (no `tls` in /proc/sys/net/ipv4/tcp_available_ulp): both servers "
+              "encrypt in user space")
+    return [
+        f"- TLS: every scenario over HTTPS; one certificate for every server: {tlsbench.Tls.DESCRIPTION}; "
+        f"ringstatic `--listen 127.0.0.1:0,tls --tls-cert fullchain.pem --tls-key key.pem`; nginx "
+        f"`listen ... ssl`, `ssl_protocols TLSv1.2 TLSv1.3`, `ssl_session_cache shared:SSL:10m`, "
+        f"`ssl_session_timeout 1d`, `ssl_session_tickets on`, default suites; wrk verifies nothing and "
+        f"sends SNI 127.0.0.1",
+        f"- kernel TLS: {kernel}",
+    ]
+
+
+def tls_report(ctx, rows):
+    """After the table: handshakes per second and per CPU-second in the close scenarios, the kind of
+    handshake wrk made (counted on the probe), and what each server negotiated."""
+    out = []
+    hs = [r for r in rows if closes(r["scenario"]) and not r["failed"]]
+    if hs:
+        out += ["Handshakes: with `Connection: close` every request is a new connection and one TLS handshake, "
+                "so handshakes/s is req/s, and handshakes per CPU-second is requests over the server's CPU "
+                "seconds (TCP setup and the 1 KiB response included); vs nginx above 1 means more handshakes "
+                "for the same CPU.", "",
+                "| scenario | handshake (wrk, counted on the probe) | server | handshakes/s | per CPU-second | "
+                "vs nginx (per CPU-s) |", "|---|---|---|---:|---:|---:|"]
+        for r in hs:
+            n, reused, _ = ctx.tls_probe.get(r["scenario"], (0, 0, ""))
+            if n:
+                kind = ("resumed" if reused > n / 2 else "full") + f" ({reused:,} of {n:,} resumed)"
+            else:
+                kind = "full (not probed)" if r["scenario"] in NO_RESUME else "as wrk makes them (not probed)"
+            ratio = "1 (reference)" if r["server"] == "nginx" else (
+                f"{r['hs_ratio_vs_nginx']:.3f}" if r.get("hs_ratio_vs_nginx") else "-")
+            per_cpu = f"{r['hs_per_cpu_s']:,.0f}" if r.get("hs_per_cpu_s") else "-"
+            name = r["server"] + (" !" if r["errors"] else "")
+            out.append(f"| {r['scenario']} | {kind} | {name} | {r['rps']:,.0f} | {per_cpu} | {ratio} |")
+        out.append("")
+    out += ["TLS as negotiated (`openssl s_client`, the library wrk uses, with its defaults; "
+            "resumption: a second connection offering the ticket of a first one):", ""]
+    for label, f in ctx.tls_facts.items():
+        out.append(f"- {label}: {f['tls1.3']}; with `-tls1_2`: {f['tls1.2']}; resumes: {f['resumes']}"
+                   + (f"; says `{f['kernel TLS']}`" if f.get("kernel TLS") else ""))
+    for sc, (n, reused, suite) in ctx.tls_probe.items():
+        out.append(f"- wrk in `{sc}` (a 1-second probe against an nginx logging `$ssl_session_reused`, 8 "
+                   f"connections): {reused:,} of {n:,} connections resumed, negotiated {suite}")
+    ref = ctx.tls_facts.get("nginx")
+    if ref:
+        for label, f in ctx.tls_facts.items():
+            if label != "nginx" and f["tls1.3"] != ref["tls1.3"]:
+                ctx.warn(f"{label} negotiates TLS 1.3 {f['tls1.3']} but nginx {ref['tls1.3']}: the suites differ, "
+                         f"so the comparison is not like for like")
+    probe_full = [sc for sc in NO_RESUME if ctx.tls_probe.get(sc, (0, 0, ""))[1]]
+    if probe_full:
+        ctx.warn(f"wrk resumed sessions in {','.join(probe_full)} despite wrk-no-resume.so: those rows are not "
+                 f"full handshakes only")
+    ctx.meta["tls"] = dict(certificate=tlsbench.Tls.DESCRIPTION, kernel_tls=ctx.kernel_tls,
+                           servers=ctx.tls_facts,
+                           wrk_probe={sc: dict(connections=n, resumed=r, negotiated=su)
+                                      for sc, (n, r, su) in ctx.tls_probe.items()})
+    return out + [""]
 
 
 COLORS = {"ringstatic": "#d9622b", "ringstatic-fly": "#f0a070", "nginx": "#2e8b57", "nginx-gzip": "#8fcca8", "h2o": "#3b6fb6", "lighttpd": "#8a4fb0", "floor": "#9a9a9a"}
@@ -1308,7 +1473,8 @@ def write_outputs(ctx, text, rows_all):
         for r in ctx.runs:
             w.writerow(r)
     sfields = ["mode", "scenario", "workers", "server", "rounds", "rps", "transfer_Bps", "bytes_per_resp", "p50_ms",
-               "p99_ms", "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "cpu_busy", "rss_kb",
+               "p99_ms", "cpu_us_per_req", "cpu_ratio_vs_nginx", "rps_ratio_vs_nginx", "hs_per_cpu_s",
+               "hs_ratio_vs_nginx", "cpu_busy", "rss_kb",
                "private_kb", "err_connect",
                "err_read", "err_write", "err_timeout", "non2xx", "errors", "failed"]
     with open(d / "summary.csv", "w", newline="") as f:
@@ -1331,6 +1497,10 @@ def options(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 round, 2-second runs, 1 s warm-up, scenarios " + ",".join(QUICK_SCENARIOS))
     p.add_argument("--scenarios", help="comma-separated scenarios, from: " + ",".join(SCENARIOS))
+    p.add_argument("--tls", action="store_true",
+                   help="every scenario over HTTPS, ringstatic and nginx with the same certificate (EC P-256, made "
+                        "with openssl at the start); default scenarios " + ",".join(TLS_SCENARIOS) + " (with "
+                        "--quick too), plus a table of handshakes per second and per CPU-second")
     p.add_argument("--rounds", type=int, help="measured rounds per scenario, A B A B ... (default 3; 1 with --quick)")
     p.add_argument("--duration", type=float, help="seconds per wrk run (default 10; 2 with --quick)")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per server and scenario (default 2; 1 with --quick; 0 = none)")
@@ -1381,8 +1551,13 @@ def options(argv):
             p.error(f"unknown scenario(s) {','.join(bad)}; choose from {','.join(SCENARIOS)}")
     elif a.scaling:
         a.scenarios = SCALING_SCENARIOS
+    elif a.tls:
+        a.scenarios = TLS_SCENARIOS
     else:
-        a.scenarios = QUICK_SCENARIOS if a.quick else list(SCENARIOS)
+        a.scenarios = QUICK_SCENARIOS if a.quick else [s for s in SCENARIOS if s not in TLS_ONLY]
+    tls_only = [s for s in a.scenarios if s in TLS_ONLY]
+    if tls_only and not a.tls:
+        p.error(f"scenario {','.join(tls_only)} measures TLS handshakes: add --tls")
     peers = [x.strip() for x in a.peers.split(",") if x.strip()]
     if peers in (["none"], []):
         peers = []
@@ -1392,6 +1567,9 @@ def options(argv):
     if bad:
         p.error(f"unknown peer(s) {','.join(bad)}; choose all, h2o, lighttpd, floor")
     a.peer_list = peers
+    if a.tls and peers:
+        p.error("--tls measures ringstatic and nginx (and --variant/--build rows) only: the floor, h2o and "
+                "lighttpd have no TLS setup here; leave out --peers")
     return a
 
 
@@ -1449,8 +1627,12 @@ def main(argv):
     ctx.args, ctx.warnings, ctx.failures, ctx.runs = args, [], [], []
     ctx.server_cpus, ctx.client_cpus = server_cpus, client_cpus
     ctx.nofile = raise_nofile()
+    ctx.tls, ctx.kernel_tls, ctx.tls_facts, ctx.tls_probe = None, False, {}, {}
 
-    for tool in ["taskset", "wrk", "nginx"] + [x for x in args.peer_list if x != "floor"]:
+    tools = ["taskset", "wrk", "nginx"] + [x for x in args.peer_list if x != "floor"]
+    if args.tls:
+        tools += ["openssl"] + (["cc"] if NO_RESUME & set(args.scenarios) else [])
+    for tool in tools:
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             sys.exit(f"bench: {tool} not found; bench/run.sh installs it (Debian)")
     if not args.server_cmd and not os.access(args.ringstatic, os.X_OK):
@@ -1497,6 +1679,15 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     if "site" in args.scenarios:
         ctx.corpus.write_siblings(None if args.server_cmd else args.ringstatic)
     log(f"corpus ready in {time.monotonic() - t:.1f} s")
+    if args.tls:
+        try:
+            ctx.tls = tlsbench.Tls(tmp / "tls")
+            if NO_RESUME & set(args.scenarios):
+                ctx.tls.build_no_resume()
+        except tlsbench.TlsSetupError as e:
+            raise SystemExit(f"bench: --tls: {e}")
+        ctx.kernel_tls = tlsbench.kernel_tls()
+        log(f"TLS certificate: {tlsbench.Tls.DESCRIPTION}")
     if need_site:
         ctx.lua = tmp / "many-files.lua"
         ctx.corpus.write_lua(ctx.lua)
@@ -1554,14 +1745,14 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
         rounds=args.rounds,
         duration_s=args.duration,
         warmup_s=args.warmup,
-        scenarios={s: SCENARIOS[s][3] for s in args.scenarios},
+        scenarios={s: scenario_meaning(ctx, s) for s in args.scenarios},
         clock_ticks_per_s=CLK_TCK,
         nofile=ctx.nofile,
         seed=SEED,
         notes={s.label: s.note for s in servers if s.note},
     )
     header = [
-        "# ringstatic bench" + (" (worker scaling)" if args.scaling else ""),
+        "# ringstatic bench" + (" (worker scaling)" if args.scaling else "") + (" over HTTPS" if args.tls else ""),
         "",
         f"- date: {ctx.meta['date']}",
         f"- machine: {ctx.meta['machine']}",
@@ -1580,9 +1771,13 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     for s in servers:
         if s.note:
             header.append(f"- note: {s.note}")
+    if ctx.tls:
+        header += tls_header(ctx)
     log("\n".join(header))
 
     t0 = time.monotonic()
+    if ctx.tls and not args.scaling:
+        ctx.tls_probe = probe_wrk_tls(ctx, server_cpus, workers)
     if args.scaling:
         counts, w = [], 1
         while w < len(server_cpus):
@@ -1609,12 +1804,14 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
         (ctx.results_dir / name).write_text(text)
 
     parts = ["\n".join(header), "", table(rows, scaling=args.scaling), ""]
+    if ctx.tls:
+        parts += tls_report(ctx, rows)
     if any(r["errors"] or r["failed"] for r in rows):
         parts += ["`!` marks a server with errors in at least one run (wrk socket errors or non-2xx responses) "
                   "or one that failed its check (wrong status, length or bytes) and was not measured.", ""]
     if ctx.warnings:
         parts += ["Warnings:", ""] + [f"- {w}" for w in ctx.warnings] + [""]
-    parts += ["Scenarios:", ""] + [f"- `{s}`: {SCENARIOS[s][3]}" for s in args.scenarios] + [""]
+    parts += ["Scenarios:", ""] + [f"- `{s}`: {scenario_meaning(ctx, s)}" for s in args.scenarios] + [""]
     for name, text in configs.items():
         parts += [f"<details><summary>{name} (as written by the script, last start)</summary>", "",
                   "```", text.rstrip(), "```", "", "</details>", ""]
@@ -1630,7 +1827,8 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
         svg_chart(ctx.results_dir / "chart.svg", "ringstatic vs nginx: worker scaling", subtitle, rows,
                   servers_present, lambda r: (r["scenario"], r["workers"]), lambda c: f"{c[0]} · {c[1]}w")
     else:
-        svg_chart(ctx.results_dir / "chart.svg", "ringstatic vs nginx under wrk", subtitle, rows, servers_present,
+        svg_chart(ctx.results_dir / "chart.svg", "ringstatic vs nginx under wrk" + (" over HTTPS" if ctx.tls else ""),
+                  subtitle, rows, servers_present,
                   lambda r: r["scenario"], lambda c: c)
     sys.stdout.write(text)
     sys.stdout.flush()

@@ -3,11 +3,14 @@
 #
 #   bench/run.sh            full run: every scenario, 3 rounds of 10 s per server
 #   bench/run.sh --quick    smoke run: 1 round of 2 s, scenarios 1k 16k 1m 1k-close
+#   bench/run.sh --tls      over HTTPS: 1k 16k 1m 1k-close 1k-close-full, and handshakes per
+#                           second and per CPU-second (with --quick: the same, 1 round of 2 s)
 #   bench/run.sh --soak MINUTES   mixed, checked traffic for MINUTES (bench/soak.py);
 #                           needs only python3: no nginx or wrk
 #
 # It installs what is missing (Debian packages nginx-light, wrk, python3; with
-# --peers all also h2o and lighttpd), builds ringstatic with `cargo build --release`
+# --peers all also h2o and lighttpd; with --tls openssl, and gcc and libc6-dev when
+# there is no C compiler, for bench/wrk-no-resume.c), builds ringstatic with `cargo build --release`
 # (and, with --peers floor or all, the floor: `cargo build --release --example floor`)
 # at the repository root, then hands every argument to bench/bench.py (Python
 # standard library only). See bench/README.md for every option.
@@ -28,6 +31,7 @@ peers=""
 help=0
 custom_server=0
 soak=0
+tls=0
 args=()
 expect_peers=0
 for a in "$@"; do
@@ -39,6 +43,7 @@ for a in "$@"; do
         --peers=*) peers="${a#--peers=}" ;;
         -h|--help) help=1 ;;
         --soak|--soak=*) soak=1 ;;
+        --tls) tls=1 ;;
         --server-cmd|--server-cmd=*|--ringstatic|--ringstatic=*) custom_server=1 ;;
     esac
     args+=("$a")
@@ -74,6 +79,12 @@ esac
 case ",$peers," in
     *,all,*|*,lighttpd,*) command -v lighttpd >/dev/null || missing+=(lighttpd) ;;
 esac
+# --tls: openssl makes the certificate and asks what each server negotiates; a C compiler
+# builds the wrk preload for full handshakes (bench/wrk-no-resume.c)
+if [[ $tls == 1 ]]; then
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v cc >/dev/null || missing+=(gcc libc6-dev)
+fi
 
 if [[ ${#missing[@]} -gt 0 ]]; then
     if [[ $install == 0 ]]; then
