@@ -17,9 +17,6 @@ use ring::hkdf::{Prk, Salt, HKDF_SHA256};
 use ring::rand::{SecureRandom, SystemRandom};
 use std::sync::{Mutex, PoisonError};
 
-/// How long a ticket key is current: tickets are accepted for one more period after it.
-pub const PERIOD_SECS: u64 = 12 * 3600;
-
 const VERSION: u8 = 1;
 const SALT: &[u8] = b"ringstatic session ticket";
 /// Version and period: the associated data.
@@ -232,7 +229,10 @@ mod tests {
         assert_eq!(one.decrypt(&one.encrypt(b"").unwrap()), Some(Vec::new()));
         assert!(one.enabled());
         assert_eq!(one.lifetime(), 3600);
-        assert_eq!(Ticketer::new(secret, PERIOD_SECS).lifetime(), 43_200);
+        assert_eq!(
+            Ticketer::new(secret, crate::tls::TICKET_PERIOD_SECS).lifetime(),
+            43_200
+        );
         assert_eq!(Ticketer::new(secret, u64::MAX).lifetime(), MAX_LIFETIME);
         assert_eq!(
             format!("{one:?}"),
@@ -305,5 +305,135 @@ mod tests {
         assert_eq!(tk.decrypt(&longer), None);
         assert_eq!(tk.decrypt(&[VERSION; 64]), None);
         assert_eq!(tk.decrypt(&[0xff; 64]), None);
+    }
+
+    /// A CA and a leaf for `localhost` made by the openssl CLI in `dir`: (CA PEM, leaf, key).
+    fn openssl_pki(dir: &std::path::Path) -> Option<(Vec<u8>, String, String)> {
+        let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
+        let (ca_key, ca, key, csr, cert, ext) = (
+            p("ca.key"),
+            p("ca.pem"),
+            p("leaf.key"),
+            p("leaf.csr"),
+            p("leaf.pem"),
+            p("ext"),
+        );
+        std::fs::write(&ext, "subjectAltName=DNS:localhost\n").ok()?;
+        let ec = "ec_paramgen_curve:prime256v1";
+        let steps: [&[&str]; 3] = [
+            &[
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", ec, "-nodes", "-keyout", &ca_key,
+            ],
+            &[
+                "req", "-newkey", "ec", "-pkeyopt", ec, "-nodes", "-keyout", &key,
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+            ],
+        ];
+        let tails: [&[&str]; 3] = [
+            &["-out", &ca, "-days", "2", "-subj", "/CN=test ca"],
+            &["-out", &csr, "-subj", "/CN=localhost"],
+            &["-out", &cert, "-days", "2", "-extfile", &ext],
+        ];
+        for (args, tail) in steps.iter().zip(tails) {
+            let out = std::process::Command::new("openssl")
+                .args(*args)
+                .args(tail)
+                .output();
+            if !matches!(&out, Ok(o) if o.status.success()) {
+                eprintln!("skipped: the openssl CLI could not make a certificate ({out:?})");
+                return None;
+            }
+        }
+        Some((std::fs::read(&ca).ok()?, cert, key))
+    }
+
+    /// Moves records between a client and a server until neither has more to say.
+    fn pump(client: &mut rustls::ClientConnection, server: &mut rustls::ServerConnection) {
+        for _ in 0..32 {
+            let mut to_server = Vec::new();
+            client.write_tls(&mut to_server).unwrap();
+            let mut to_client = Vec::new();
+            server.write_tls(&mut to_client).unwrap();
+            if to_server.is_empty() && to_client.is_empty() {
+                return;
+            }
+            let mut rd = &to_server[..];
+            while !rd.is_empty() {
+                server.read_tls(&mut rd).unwrap();
+                server.process_new_packets().unwrap();
+            }
+            let mut rd = &to_client[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).unwrap();
+                client.process_new_packets().unwrap();
+            }
+        }
+        panic!("the handshake did not settle");
+    }
+
+    /// With rustls on both sides and the worker's own `server_config`: a session from one
+    /// worker resumes on another with the same secret, not on one with another secret, in
+    /// TLS 1.3 and TLS 1.2.
+    #[test]
+    fn rustls_resumes_on_another_worker() {
+        use rustls::HandshakeKind::{Full, Resumed};
+        use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+        let dir = std::env::temp_dir().join(format!("rs-tickets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let Some((ca, cert, key)) = openssl_pki(&dir) else {
+            let _ = std::fs::remove_dir_all(&dir);
+            return;
+        };
+        let argv = [
+            "ringstatic",
+            "--listen",
+            "127.0.0.1:0,tls",
+            "--tls-cert",
+            &cert,
+        ];
+        let cli = <crate::config::Cli as clap::Parser>::try_parse_from(
+            argv.iter().chain(&["--tls-key", &key]),
+        )
+        .unwrap();
+        let secret = new_secret().unwrap();
+        let worker = |s| crate::tls::server_config(&cli, Some(s)).unwrap();
+        let (first, second, stranger) = (worker(secret), worker(secret), worker([9; 32]));
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&ca).unwrap())
+            .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let client = std::sync::Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_protocol_versions(&[version])
+                    .unwrap()
+                    .with_root_certificates(roots.clone())
+                    .with_no_client_auth(),
+            );
+            let connect = |server: &std::sync::Arc<rustls::ServerConfig>| {
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut c = rustls::ClientConnection::new(client.clone(), name).unwrap();
+                let mut s = rustls::ServerConnection::new(server.clone()).unwrap();
+                pump(&mut c, &mut s);
+                assert!(!c.is_handshaking() && !s.is_handshaking());
+                assert_eq!(c.protocol_version(), Some(version.version));
+                s.handshake_kind().unwrap()
+            };
+            assert_eq!(connect(&first), Full, "{version:?}");
+            assert_eq!(connect(&second), Resumed, "{version:?}: across workers");
+            assert_eq!(connect(&stranger), Full, "{version:?}: another secret");
+        }
     }
 }
