@@ -61,6 +61,8 @@ fn allowed(ktls: bool) -> Vec<libc::c_long> {
         SYS_io_uring_enter,
         SYS_recvfrom,
         SYS_sendmsg,
+        // TLS: a failed handshake's fatal alert, sent at once before the close (worker::tls)
+        SYS_sendto,
         SYS_sendfile,
         SYS_splice,
         SYS_read,

@@ -94,8 +94,15 @@ fn load_pair(cert_path: &Path, key_path: &Path) -> Result<Pair, String> {
         )
     })?;
     let key = CertifiedKey::new(chain, signer);
-    key.keys_match().map_err(|_| {
-        format!("TLS key {kname} does not belong to certificate {cname} (their public keys differ)")
+    key.keys_match().map_err(|e| match e {
+        rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch) => {
+            format!(
+                "TLS key {kname} does not belong to certificate {cname} (their public keys differ)"
+            )
+        }
+        // Not a mismatch: the certificate itself cannot be used (an X.509 v1 certificate, say,
+        // which webpki refuses).
+        other => format!("TLS certificate {cname} cannot be used with key {kname}: {other}"),
     })?;
     Ok(Pair {
         cert_path: cert_path.to_path_buf(),

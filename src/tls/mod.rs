@@ -39,11 +39,18 @@ pub fn wanted(cli: &Cli) -> bool {
 /// warnings to print.
 pub fn check(cli: &Cli) -> Result<Vec<String>, String> {
     if !wanted(cli) {
+        let mut w = Vec::new();
+        if cli.redirect_https {
+            w.push(
+                "--redirect-https without a `tls` listener: redirects name https on port 443"
+                    .into(),
+            );
+        }
         if cli.tls_cert.is_empty() && cli.tls_key.is_empty() {
-            return Ok(Vec::new());
+            return Ok(w);
         }
         let (_, warnings) = certs::load(&cli.tls_cert, &cli.tls_key, now_secs())?;
-        let mut w = warnings;
+        w.extend(warnings);
         w.push("--tls-cert is given but no --listen has `,tls`: no HTTPS is served".into());
         return Ok(w);
     }

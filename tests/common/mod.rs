@@ -14,6 +14,7 @@ pub mod load;
 pub mod procs;
 pub mod server;
 pub mod tempdir;
+pub mod tls;
 
 // A binary that uses nothing from one of these files would otherwise warn about its re-export.
 #[allow(unused_imports)]
@@ -28,6 +29,8 @@ pub use procs::*;
 pub use server::*;
 #[allow(unused_imports)]
 pub use tempdir::*;
+#[allow(unused_imports)]
+pub use tls::*;
 
 use std::time::Duration;
 

@@ -1,5 +1,6 @@
 //! The server under test: starts the real binary on 127.0.0.1, waits for its `listening on`
-//! lines, records its output for failure messages, and always stops it (and its workers) on drop.
+//! lines (`http://` for plain listeners, `https://` for TLS ones, told apart), records its output
+//! for failure messages, and always stops it (and its workers) on drop.
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -14,20 +15,28 @@ use super::BIN;
 pub struct Server {
     child: Option<Child>,
     pub pid: i32,
-    /// First address the server reported as listening.
+    /// First address the server reported as listening (plain or TLS).
     pub addr: SocketAddr,
-    /// Every `listening on http://...` address seen so far.
+    /// Every `listening on http://...` or `listening on https://...` address seen so far.
     pub listening: Arc<Mutex<Vec<SocketAddr>>>,
+    /// The addresses among `listening` that were reported as `https://` (TLS listeners).
+    pub https: Arc<Mutex<Vec<SocketAddr>>>,
     /// Combined stdout/stderr of the server, for failure diagnostics.
     pub log: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
 }
 
-fn parse_listening_line(line: &str) -> Option<SocketAddr> {
-    let idx = line.find("listening on http://")?;
-    let rest = &line[idx + "listening on http://".len()..];
+/// The address of a `listening on http://ADDR` or `listening on https://ADDR` line, and whether
+/// it was `https` (a TLS listener).
+fn parse_listening_line(line: &str) -> Option<(SocketAddr, bool)> {
+    let idx = line.find("listening on http")?;
+    let rest = &line[idx + "listening on http".len()..];
+    let (rest, tls) = match rest.strip_prefix("s://") {
+        Some(r) => (r, true),
+        None => (rest.strip_prefix("://")?, false),
+    };
     let rest = rest.trim().trim_end_matches('/');
-    rest.parse().ok()
+    Some((rest.parse().ok()?, tls))
 }
 
 impl Server {
@@ -89,12 +98,17 @@ impl Server {
         let log = Arc::new(Mutex::new(String::new()));
         let stderr_buf = Arc::new(Mutex::new(String::new()));
         let listening = Arc::new(Mutex::new(Vec::new()));
+        let https = Arc::new(Mutex::new(Vec::new()));
 
         {
             let log = log.clone();
             let listening = listening.clone();
+            let https = https.clone();
             on_each_line(child.stdout.take().unwrap(), move |s| {
-                if let Some(a) = parse_listening_line(&s) {
+                if let Some((a, tls)) = parse_listening_line(&s) {
+                    if tls {
+                        https.lock().unwrap().push(a);
+                    }
                     listening.lock().unwrap().push(a);
                 }
                 log.lock().unwrap().push_str(&format!("[stdout] {}", s));
@@ -128,7 +142,7 @@ impl Server {
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
                 panic!(
-                    "ringstatic {} printed no `listening on http://ADDR` line within 10 s; output:\n{}",
+                    "ringstatic {} printed no `listening on http(s)://ADDR` line within 10 s; output:\n{}",
                     args,
                     log.lock().unwrap()
                 );
@@ -141,9 +155,39 @@ impl Server {
             pid,
             addr,
             listening,
+            https,
             log,
             stderr: stderr_buf,
         }
+    }
+
+    /// The first TLS listener's address (a `listening on https://` line); panics without one.
+    pub fn https_addr(&self) -> SocketAddr {
+        match self.https.lock().unwrap().first() {
+            Some(a) => *a,
+            None => panic!(
+                "no `listening on https://ADDR` line; output:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// The first plain listener's address (a `listening on http://` line); panics without one.
+    pub fn http_addr(&self) -> SocketAddr {
+        let https = self.https.lock().unwrap().clone();
+        let plain = self
+            .listening
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .find(|a| !https.contains(a));
+        plain.unwrap_or_else(|| {
+            panic!(
+                "no `listening on http://ADDR` line; output:\n{}",
+                self.log()
+            )
+        })
     }
 
     pub fn log(&self) -> String {
