@@ -1815,7 +1815,13 @@ def run(ctx, args, tmp, stamp, server_cpus, client_cpus):
     for name, text in configs.items():
         parts += [f"<details><summary>{name} (as written by the script, last start)</summary>", "",
                   "```", text.rstrip(), "```", "", "</details>", ""]
-    parts.append(f"Raw figures: {ctx.results_dir}/results.csv, results.json, summary.csv; chart: chart.svg")
+    # Relative to the repository when inside it, so a table copied into bench/latest names no
+    # machine's own paths.
+    try:
+        where = Path(ctx.results_dir).resolve().relative_to(REPO)
+    except ValueError:
+        where = ctx.results_dir
+    parts.append(f"Raw figures: {where}/results.csv, results.json, summary.csv; chart: chart.svg")
     text = "\n".join(parts) + "\n"
     write_outputs(ctx, text, rows)
 
