@@ -262,16 +262,27 @@ pub fn status_for_errno(err: &io::Error) -> u16 {
 
 /// Reads exactly `len` bytes at offset 0, or fails with UnexpectedEof if the file is shorter now.
 pub fn read_all(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
+    let mut buf = Vec::with_capacity(len);
+    read_at_into(fd, 0, len, &mut buf)?;
+    Ok(buf)
+}
+
+/// Appends exactly `len` bytes of `fd` from `offset` to `dst` (read straight into its spare
+/// room, nothing zeroed first), or fails with UnexpectedEof if the file is shorter now; on an
+/// error `dst` is as it was.
+pub fn read_at_into(fd: RawFd, offset: u64, len: usize, dst: &mut Vec<u8>) -> io::Result<()> {
+    let start = dst.len();
+    dst.reserve(len);
     let mut done = 0;
     while done < len {
-        // SAFETY: the destination is inside `buf` and `len - done` bytes long.
+        // SAFETY: pread(2) into the spare capacity `reserve` made: `len - done` bytes past
+        // `start + done`, within it.
         let n = unsafe {
             libc::pread(
                 fd,
-                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                dst.as_mut_ptr().add(start + done).cast(),
                 len - done,
-                done as libc::off_t,
+                (offset + done as u64) as libc::off_t,
             )
         };
         if n < 0 {
@@ -286,7 +297,9 @@ pub fn read_all(fd: RawFd, len: usize) -> io::Result<Vec<u8>> {
         }
         done += n as usize;
     }
-    Ok(buf)
+    // SAFETY: pread initialised exactly these `len` bytes.
+    unsafe { dst.set_len(start + len) };
+    Ok(())
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ use crate::config::Cli;
 /// How long a ticket key is the current one; tickets of the previous period are still accepted.
 pub const TICKET_PERIOD_SECS: u64 = 12 * 3600;
 
+const NO_CERTIFICATE: &str = "a `tls` listener needs a certificate: --tls-cert PATH --tls-key PATH";
+
 /// Whether any listener of this configuration speaks TLS.
 pub fn wanted(cli: &Cli) -> bool {
     cli.listen.iter().any(|l| l.tls)
@@ -55,9 +57,7 @@ pub fn check(cli: &Cli) -> Result<Vec<String>, String> {
         return Ok(w);
     }
     if cli.tls_cert.is_empty() {
-        return Err(
-            "a `tls` listener needs a certificate: --tls-cert PATH --tls-key PATH".to_string(),
-        );
+        return Err(NO_CERTIFICATE.to_string());
     }
     let (_, warnings) = certs::load(&cli.tls_cert, &cli.tls_key, now_secs())?;
     Ok(warnings)
@@ -68,7 +68,7 @@ pub fn check(cli: &Cli) -> Result<Vec<String>, String> {
 pub fn server_config(cli: &Cli, secret: Option<[u8; 32]>) -> Result<Arc<ServerConfig>, String> {
     let (pairs, _) = certs::load(&cli.tls_cert, &cli.tls_key, now_secs())?;
     if pairs.is_empty() {
-        return Err("a `tls` listener needs a certificate: --tls-cert PATH --tls-key PATH".into());
+        return Err(NO_CERTIFICATE.into());
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut c = ServerConfig::builder_with_provider(provider)

@@ -68,9 +68,10 @@ pub(super) fn feed(
             site.counters.0[TLS_FAILED] += 1;
             // The fatal alert rustls queued, if any, sent at once and best effort: the
             // connection closes right after.
-            let fd = c.fd();
+            // Not while a send of ours is in flight: the alert would cut into its records.
+            let (fd, idle) = (c.fd(), c.writing() == crate::conn::Writing::Idle);
             let alert = c.tls.as_mut().expect("checked above").pending();
-            if !alert.is_empty() {
+            if idle && !alert.is_empty() {
                 // SAFETY: send(2) of bytes we own, non-blocking; nothing is kept.
                 unsafe {
                     libc::send(
@@ -191,35 +192,9 @@ fn copy_plain(ch: &Chunk, dst: &mut Vec<u8>, max: usize) -> std::io::Result<()> 
             map.copy_to(*pos, n, dst)?;
         }
         Chunk::File { fd, offset, end } => {
+            // The chunk's `Rc` keeps the fd open.
             let n = ((end - offset) as usize).min(room);
-            let start = dst.len();
-            dst.reserve(n);
-            let mut got = 0;
-            while got < n {
-                // SAFETY: pread(2) into the spare capacity `reserve` made, `n - got` bytes past
-                // `start + got`; the chunk's `Rc` keeps the fd open.
-                let r = unsafe {
-                    libc::pread(
-                        fd.as_raw_fd(),
-                        dst.as_mut_ptr().add(start + got).cast(),
-                        n - got,
-                        (*offset + got as u64) as libc::off_t,
-                    )
-                };
-                if r < 0 {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() == std::io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    return Err(e);
-                }
-                if r == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                got += r as usize;
-            }
-            // SAFETY: pread initialised exactly these `n` bytes.
-            unsafe { dst.set_len(start + n) };
+            crate::files::open::read_at_into(fd.as_raw_fd(), *offset, n, dst)?;
         }
     }
     Ok(())
